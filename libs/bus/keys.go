@@ -96,11 +96,12 @@ func ReadIdentityFile(service Service, path string) (*Identity, error) {
 // information and safe to log.
 type Keyring struct {
 	keys map[Service]ed25519.PublicKey
+	seal map[Service][]byte
 }
 
 // NewKeyring builds a keyring from public keys.
 func NewKeyring(keys map[Service]ed25519.PublicKey) (*Keyring, error) {
-	k := &Keyring{keys: map[Service]ed25519.PublicKey{}}
+	k := &Keyring{keys: map[Service]ed25519.PublicKey{}, seal: map[Service][]byte{}}
 	for s, pub := range keys {
 		if !s.Valid() {
 			return nil, fmt.Errorf("keyring: unknown service %q", s)
@@ -119,6 +120,17 @@ func (k *Keyring) Key(s Service) (ed25519.PublicKey, bool) {
 	return pub, ok
 }
 
+// SetSealKey records a service's HPKE public key (raw bytes of a
+// seal.PublicKey): policy's, to which the edge seals presented credentials,
+// and the broker's, to which operators seal secrets.
+func (k *Keyring) SetSealKey(s Service, pub []byte) { k.seal[s] = append([]byte(nil), pub...) }
+
+// SealKey returns a service's HPKE public key bytes.
+func (k *Keyring) SealKey(s Service) ([]byte, bool) {
+	b, ok := k.seal[s]
+	return b, ok
+}
+
 // Verify reports whether sig is signer's signature over msg.
 func (k *Keyring) Verify(signer Service, msg, sig []byte) bool {
 	pub, ok := k.keys[signer]
@@ -128,13 +140,18 @@ func (k *Keyring) Verify(signer Service, msg, sig []byte) bool {
 // keyringFile is the JSON form of a keyring file.
 type keyringFile struct {
 	Signing map[Service]string `json:"signing"`
+	Sealing map[Service]string `json:"sealing,omitempty"`
 }
 
-// MarshalJSON encodes the keyring as {"signing": {service: base64 key}}.
+// MarshalJSON encodes the keyring as {"signing": {service: base64 key},
+// "sealing": {service: base64 key}}.
 func (k *Keyring) MarshalJSON() ([]byte, error) {
-	f := keyringFile{Signing: map[Service]string{}}
+	f := keyringFile{Signing: map[Service]string{}, Sealing: map[Service]string{}}
 	for s, pub := range k.keys {
 		f.Signing[s] = base64.StdEncoding.EncodeToString(pub)
+	}
+	for s, pub := range k.seal {
+		f.Sealing[s] = base64.StdEncoding.EncodeToString(pub)
 	}
 	return json.Marshal(f)
 }
@@ -153,7 +170,18 @@ func ParseKeyring(b []byte) (*Keyring, error) {
 		}
 		keys[s] = pub
 	}
-	return NewKeyring(keys)
+	k, err := NewKeyring(keys)
+	if err != nil {
+		return nil, err
+	}
+	for s, v := range f.Sealing {
+		pub, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || !s.Valid() {
+			return nil, fmt.Errorf("parse keyring: bad sealing key for %s", s)
+		}
+		k.SetSealKey(s, pub)
+	}
+	return k, nil
 }
 
 // ReadKeyringFile loads a keyring file.

@@ -217,3 +217,11 @@ func (r *RevocationList) Revoked(tenant, credentialID string) bool {
 	_, ok := r.m[tenant+"/"+credentialID]
 	return ok
 }
+
+// Fingerprint is a short, non-reversible fingerprint of a presented
+// credential, safe to log and record: the first 16 hex characters of a
+// domain-separated SHA-256.
+func Fingerprint(credential []byte) string {
+	h := sha256.Sum256(append([]byte("mcpgw/fingerprint/v1\x00"), credential...))
+	return fmt.Sprintf("%x", h[:8])
+}

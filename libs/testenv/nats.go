@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/libs/bus"
 	"github.com/mcpgw/mcpgw/libs/natsserver"
+	"github.com/mcpgw/mcpgw/libs/seal"
 )
 
 // NATSServer is a real embedded NATS JetStream server on a random
@@ -95,9 +96,11 @@ func (n *NATSServer) Connect(t testing.TB, s bus.Service) *nats.Conn {
 	return nc
 }
 
-// Keys holds a fresh signing identity for every service and their keyring.
+// Keys holds a fresh signing identity for every service, HPKE keys for
+// policy and the broker, and the keyring with all their public keys.
 type Keys struct {
 	ID      map[bus.Service]*bus.Identity
+	Seal    map[bus.Service]*seal.PrivateKey
 	Keyring *bus.Keyring
 }
 
@@ -119,9 +122,31 @@ func NewKeys(t testing.TB) *Keys {
 		t.Fatal(err)
 	}
 	k.Keyring = kr
+	k.Seal = map[bus.Service]*seal.PrivateKey{}
+	for _, s := range []bus.Service{bus.Policy, bus.Broker} {
+		sk, err := seal.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Seal[s] = sk
+		kr.SetSealKey(s, sk.Public().Bytes())
+	}
 	return k
 }
 
+// Runtime opens a service's bus runtime on n with the identity from k
+// (closed at cleanup).
+func (n *NATSServer) Runtime(t testing.TB, k *Keys, s bus.Service) *bus.Runtime {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rt, err := bus.OpenWith(ctx, bus.RuntimeConfig{Service: s, URL: n.URL, PasswordFile: n.PasswordFile(s)}, k.ID[s], k.Keyring)
+	if err != nil {
+		t.Fatalf("open %s runtime: %v", s, err)
+	}
+	t.Cleanup(rt.Close)
+	return rt
+}
 
 // SignEvent signs ev as id for subject (acting as that service, possibly a
 // compromised one), failing the test on error.
