@@ -318,7 +318,8 @@ func (c *Catalog) ApprovedTools(tenantID string) []Tool {
 	return out
 }
 
-// Source returns a copy of a source's summary (versions without tools).
+// Source returns a copy of a source. Its Versions map holds copies of the
+// version summaries without their tools (use Version for those).
 func (c *Catalog) Source(tenantID, id string) (Source, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -326,7 +327,24 @@ func (c *Catalog) Source(tenantID, id string) (Source, bool) {
 	if t == nil || t.sources[id] == nil {
 		return Source{}, false
 	}
-	s := *t.sources[id]
+	src := t.sources[id]
+	s := *src
+	s.Versions = make(map[uint32]*Version, len(src.Versions))
+	for n, v := range src.Versions {
+		cp := *v
+		cp.Tools = nil
+		s.Versions[n] = &cp
+	}
+	if src.Selected != nil {
+		s.Selected = make(map[string]bool, len(src.Selected))
+		for k, v := range src.Selected {
+			s.Selected[k] = v
+		}
+	}
+	if src.Approval != nil {
+		a := *src.Approval
+		s.Approval = &a
+	}
 	return s, true
 }
 
