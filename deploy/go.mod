@@ -1,0 +1,3 @@
+module github.com/mcpgw/mcpgw/deploy
+
+go 1.26

@@ -1,0 +1,282 @@
+package spicedbproc_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/authzed/authzed-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/mcpgw/mcpgw/libs/secret"
+	"github.com/mcpgw/mcpgw/libs/spicedbproc"
+)
+
+// binary returns <repo>/.bin/spicedb, built by `make deps`.
+func binary(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.work above the working directory")
+		}
+		dir = parent
+	}
+	bin := filepath.Join(dir, ".bin", "spicedb")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make deps`", bin)
+	}
+	return bin
+}
+
+func start(t *testing.T, cfg spicedbproc.Config) *spicedbproc.Process {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p, err := spicedbproc.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("spicedb output:\n%s", p.LogTail())
+		}
+		if err := p.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return p
+}
+
+func newKey() (string, secret.Value) {
+	k := "canary-key-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	return k, secret.New([]byte(k))
+}
+
+func TestMemoryModeRequiresKey(t *testing.T) {
+	raw, key := newKey()
+	dir := t.TempDir()
+	p := start(t, spicedbproc.Config{Binary: binary(t), Dir: dir, Mode: spicedbproc.Memory, PresharedKey: key})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	client, err := p.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	schema := "definition user {}\ndefinition doc {\n    relation viewer: user\n}"
+	if _, err := client.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: schema}); err != nil {
+		t.Fatalf("write schema with the key: %v", err)
+	}
+
+	tests := []struct {
+		name string
+		opts []grpc.DialOption
+		want codes.Code
+	}{
+		{name: "wrong key", opts: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer("wrong"))}, want: codes.PermissionDenied},
+		{name: "no key", opts: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, want: codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := authzed.NewClient(p.Addr(), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+			if status.Code(err) != tt.want {
+				t.Errorf("read schema: got %v, want %s", err, tt.want)
+			}
+		})
+	}
+
+	// The key reaches spicedb only through its environment.
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID())); err == nil && strings.Contains(string(cmdline), raw) {
+		t.Error("key on spicedb's command line")
+	}
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(data), raw) || strings.Contains(string(data), hex.EncodeToString([]byte(raw))) {
+			t.Errorf("%s contains the key", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListensOnlyOnGRPCPort(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Fatalf("this test reads /proc and needs linux, not %s", runtime.GOOS)
+	}
+	for _, mode := range []spicedbproc.Mode{spicedbproc.Memory, spicedbproc.Testing} {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, key := newKey()
+			p := start(t, spicedbproc.Config{Binary: binary(t), Dir: t.TempDir(), Mode: mode, PresharedKey: key})
+			got := listeningSockets(t, p.PID())
+			if len(got) != 1 || got[0] != p.Addr() {
+				t.Errorf("spicedb listens on %v, want only [%s]", got, p.Addr())
+			}
+			// The release check would dial out at start-up.
+			if tail := p.LogTail(); strings.Contains(tail, "version checking") || strings.Contains(tail, "releases/latest") {
+				t.Errorf("spicedb tried to check for releases:\n%s", tail)
+			}
+		})
+	}
+}
+
+func TestFixedPortAndStop(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	_, key := newKey()
+	p := start(t, spicedbproc.Config{Binary: binary(t), Dir: t.TempDir(), Mode: spicedbproc.Testing, PresharedKey: key, GRPCPort: port})
+	if want := "127.0.0.1:" + strconv.Itoa(port); p.Addr() != want {
+		t.Errorf("Addr = %q, want %q", p.Addr(), want)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+	if err := p.Stop(); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	_, key := newKey()
+	bin := binary(t)
+	tests := []struct {
+		name string
+		cfg  spicedbproc.Config
+		is   error
+	}{
+		{name: "no binary", cfg: spicedbproc.Config{Dir: t.TempDir(), Mode: spicedbproc.Testing, PresharedKey: key}},
+		{name: "no dir", cfg: spicedbproc.Config{Binary: bin, Mode: spicedbproc.Testing, PresharedKey: key}},
+		{name: "no mode", cfg: spicedbproc.Config{Binary: bin, Dir: t.TempDir(), PresharedKey: key}},
+		{name: "no key", cfg: spicedbproc.Config{Binary: bin, Dir: t.TempDir(), Mode: spicedbproc.Memory}},
+		{name: "bad port", cfg: spicedbproc.Config{Binary: bin, Dir: t.TempDir(), Mode: spicedbproc.Memory, PresharedKey: key, GRPCPort: -1}},
+		{
+			name: "missing binary",
+			cfg:  spicedbproc.Config{Binary: "/nonexistent/spicedb", Dir: t.TempDir(), Mode: spicedbproc.Testing, PresharedKey: key},
+			is:   spicedbproc.ErrNotInstalled,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := spicedbproc.Start(context.Background(), tt.cfg)
+			if err == nil {
+				_ = p.Stop()
+				t.Fatal("Start succeeded, want an error")
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %v, want %v", err, tt.is)
+			}
+			if tt.is == spicedbproc.ErrNotInstalled && !strings.Contains(err.Error(), "make deps") {
+				t.Errorf("error %q does not say how to install", err)
+			}
+		})
+	}
+}
+
+// bearer sends a fixed token.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// listeningSockets returns the TCP addresses the process pid listens on,
+// from /proc.
+func listeningSockets(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("read fds: %v", err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	var addrs []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			t.Fatalf("open %s table: %v", table, err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] {
+				continue
+			}
+			addrs = append(addrs, decodeAddr(t, fields[1]))
+		}
+		_ = f.Close()
+	}
+	return addrs
+}
+
+// decodeAddr turns /proc/net/tcp's "0100007F:1F90" into "127.0.0.1:8080".
+func decodeAddr(t *testing.T, s string) string {
+	t.Helper()
+	host, port, ok := strings.Cut(s, ":")
+	if !ok {
+		t.Fatalf("bad address %q", s)
+	}
+	raw, err := hex.DecodeString(host)
+	if err != nil {
+		t.Fatalf("bad address %q: %v", s, err)
+	}
+	for i := 0; i+4 <= len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	p, err := strconv.ParseUint(port, 16, 16)
+	if err != nil {
+		t.Fatalf("bad port %q: %v", s, err)
+	}
+	return net.JoinHostPort(net.IP(raw).String(), strconv.FormatUint(p, 10))
+}
