@@ -44,7 +44,8 @@ type Config struct {
 	Root string
 	// StateDir keeps all state (default Root/.mcpgw).
 	StateDir string
-	// EdgeAddr is the edge's listen address (default 127.0.0.1:8080).
+	// EdgeAddr is the edge's listen address (default 127.0.0.1:8080; port 0
+	// picks a free one).
 	EdgeAddr string
 	// BinDir holds prebuilt service binaries; empty builds them into
 	// StateDir/bin.
@@ -102,6 +103,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	if cfg.EdgeAddr == "" {
 		cfg.EdgeAddr = "127.0.0.1:8080"
+	}
+	if host, p, err := net.SplitHostPort(cfg.EdgeAddr); err != nil {
+		return nil, fmt.Errorf("devstack: edge address: %w", err)
+	} else if p == "0" {
+		n := 0
+		if err := port(&n); err != nil {
+			return nil, err
+		}
+		cfg.EdgeAddr = net.JoinHostPort(host, strconv.Itoa(n))
 	}
 	if cfg.Environment == "" {
 		cfg.Environment = "dev"

@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// review is the part of the importer's review (the analysis result) that
+// the CLI summarizes. Unknown fields are ignored.
+type review struct {
+	Format     string `json:"format"`
+	Title      string `json:"title"`
+	Version    string `json:"version"`
+	Operations []struct {
+		Method       string                `json:"method"`
+		Path         string                `json:"path"`
+		Tool         string                `json:"tool"`
+		Auth         [][]reviewRequirement `json:"auth"`
+		InferredAuth []reviewRequirement   `json:"inferred_auth"`
+		Unsupported  string                `json:"unsupported"`
+	} `json:"operations"`
+	Diagnostics []struct {
+		Level string `json:"level"`
+	} `json:"diagnostics"`
+}
+
+// reviewRequirement is one auth requirement of an operation.
+type reviewRequirement struct {
+	Scheme string   `json:"scheme"`
+	Kind   string   `json:"kind"`
+	In     string   `json:"in"`
+	Param  string   `json:"param"`
+	Scopes []string `json:"scopes"`
+}
+
+func (r *run) importCommand() *cobra.Command {
+	var name, sourceID string
+	cmd := &cobra.Command{
+		Use:   "import FILE --name NAME [--source-id ID]",
+		Short: "Import an API description as a source (FILE - reads stdin)",
+		Long: `Import uploads an OpenAPI or Postman description as a new source, or as a
+new version of an existing source with --source-id. FILE - reads the
+description from stdin.
+
+It prints the source ID and version and a review: each generated tool with
+the upstream auth it requires (always supplied by the gateway, never by the
+caller) and the number of diagnostics. Nothing changes until the version is
+approved (mcpgw approve).`,
+		Example: `  mcpgw import petstore.yaml --name "Petstore"
+  curl -s https://api.example.com/openapi.json | mcpgw import - --name Example --source-id src_1234`,
+		Args: exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" {
+				return usagef(cmd, "--name is required")
+			}
+			c, err := r.client(cmd, nil)
+			if err != nil {
+				return err
+			}
+			var doc io.Reader
+			if args[0] == "-" {
+				doc = r.cfg.Stdin
+			} else {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("open description: %w", err)
+				}
+				defer f.Close()
+				doc = f
+			}
+			res, err := c.Import(cmd.Context(), r.tenant, name, sourceID, doc)
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			out := struct {
+				SourceID string          `json:"source_id"`
+				Version  uint32          `json:"version"`
+				Review   json.RawMessage `json:"review"`
+			}{res.SourceID, res.Version, res.Review}
+			if len(out.Review) == 0 {
+				out.Review = json.RawMessage("null")
+			}
+			return r.emit(cmd, out, func(w io.Writer) error {
+				return printReview(w, res.SourceID, res.Version, res.Review)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "display name of the source (required)")
+	cmd.Flags().StringVar(&sourceID, "source-id", "", "import as a new version of this source")
+	return cmd
+}
+
+// printReview writes the human summary of an import.
+func printReview(w io.Writer, sourceID string, version uint32, raw json.RawMessage) error {
+	fmt.Fprintf(w, "Imported source %s version %d\n", printable(sourceID), version)
+	var rv review
+	if len(raw) == 0 || string(raw) == "null" {
+		fmt.Fprintln(w, "The server returned no review.")
+	} else if err := json.Unmarshal(raw, &rv); err != nil {
+		fmt.Fprintln(w, "The server's review could not be read; see -o json.")
+	} else {
+		if rv.Title != "" || rv.Format != "" {
+			about := printable(rv.Title)
+			if rv.Version != "" {
+				about += " " + printable(rv.Version)
+			}
+			if rv.Format != "" {
+				about = strings.TrimSpace(about + " (" + printable(rv.Format) + ")")
+			}
+			fmt.Fprintf(w, "Description: %s\n", about)
+		}
+		fmt.Fprintf(w, "\nTools (%d):\n", len(rv.Operations))
+		if len(rv.Operations) > 0 {
+			t := newTable(w, "  TOOL", "OPERATION", "UPSTREAM AUTH (supplied by the gateway)")
+			for _, op := range rv.Operations {
+				auth := authSummary(op.Auth, op.InferredAuth)
+				if op.Unsupported != "" {
+					auth += "; unsupported: " + printable(op.Unsupported)
+				}
+				t.row("  "+orDash(op.Tool), printable(op.Method+" "+op.Path), auth)
+			}
+			if err := t.flush(); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "\nDiagnostics: %s\n", diagnosticsSummary(rv))
+	}
+	_, err := fmt.Fprintf(w, "\nNext: review the tools, then run: mcpgw approve %s %d\n", printable(sourceID), version)
+	return err
+}
+
+// authSummary renders an operation's requirement alternatives ("or") of
+// requirements applied together ("+"), then inferred ones.
+func authSummary(alts [][]reviewRequirement, inferred []reviewRequirement) string {
+	var parts []string
+	for _, alt := range alts {
+		if len(alt) == 0 {
+			parts = append(parts, "anonymous")
+			continue
+		}
+		reqs := make([]string, len(alt))
+		for i, q := range alt {
+			reqs[i] = requirementSummary(q)
+		}
+		parts = append(parts, strings.Join(reqs, " + "))
+	}
+	s := strings.Join(parts, " or ")
+	if s == "" {
+		s = "none"
+	}
+	for _, q := range inferred {
+		s += " + inferred " + requirementSummary(q)
+	}
+	return s
+}
+
+// requirementSummary renders one requirement, e.g.
+// "apiKey header X-API-Key [ApiKeyAuth]".
+func requirementSummary(q reviewRequirement) string {
+	s := orDash(q.Kind)
+	if q.In != "" || q.Param != "" {
+		s += " " + strings.TrimSpace(printable(q.In+" "+q.Param))
+	}
+	if len(q.Scopes) > 0 {
+		s += " scopes " + printable(strings.Join(q.Scopes, ","))
+	}
+	if q.Scheme != "" {
+		s += " [" + printable(q.Scheme) + "]"
+	}
+	return s
+}
+
+// diagnosticsSummary counts diagnostics, by level.
+func diagnosticsSummary(rv review) string {
+	if len(rv.Diagnostics) == 0 {
+		return "0"
+	}
+	counts := map[string]int{}
+	var levels []string
+	for _, d := range rv.Diagnostics {
+		l := d.Level
+		if l == "" {
+			l = "unspecified"
+		}
+		if counts[l] == 0 {
+			levels = append(levels, l)
+		}
+		counts[l]++
+	}
+	by := make([]string, len(levels))
+	for i, l := range levels {
+		by[i] = fmt.Sprintf("%d %s", counts[l], printable(l))
+	}
+	return fmt.Sprintf("%d (%s; see -o json)", len(rv.Diagnostics), strings.Join(by, ", "))
+}
