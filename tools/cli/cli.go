@@ -40,9 +40,12 @@ const (
 	// working directory; the CLI finds its admin token and the broker's
 	// public key there.
 	StateDir = ".mcpgw"
-	// AdminTokenFile and BrokerKeyFile are the names of those files.
+	// AdminTokenFile is the name of the local stack's admin token file in
+	// StateDir.
 	AdminTokenFile = "admin.token"
-	BrokerKeyFile  = "broker.seal.pub"
+	// BrokerKeyFile is the name of the broker's public sealing key file in
+	// StateDir.
+	BrokerKeyFile = "broker.seal.pub"
 	// PinsFile is the name of the trust-on-first-use store of broker keys
 	// in Config.ConfigDir.
 	PinsFile = "pins.json"
@@ -50,8 +53,12 @@ const (
 
 // Exit codes of [CLI.Run].
 const (
-	ExitOK    = 0
+	// ExitOK: the command succeeded.
+	ExitOK = 0
+	// ExitError: the command failed (the server refused, a file could not
+	// be read, the server could not be reached).
 	ExitError = 1
+	// ExitUsage: the command line was wrong; nothing was sent.
 	ExitUsage = 2
 )
 
@@ -130,6 +137,7 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 	root.SetOut(c.cfg.Stdout)
 	root.SetErr(c.cfg.Stderr)
 	err := root.ExecuteContext(ctx)
+	defer r.wipe()
 	if err == nil {
 		return ExitOK
 	}
@@ -182,11 +190,23 @@ func (r *run) errorLine(err error) string {
 	return oneLine(msg)
 }
 
-// keep registers a secret to be scrubbed from error messages.
+// keep registers a copy of a secret, to be scrubbed from error messages
+// even after the caller wiped v.
 func (r *run) keep(v secret.Value) {
-	if !v.IsZero() {
-		r.scrub = append(r.scrub, v)
+	if v.IsZero() {
+		return
 	}
+	b := v.Reveal()
+	r.scrub = append(r.scrub, secret.New(b))
+	clear(b)
+}
+
+// wipe clears the copies kept for scrubbing.
+func (r *run) wipe() {
+	for _, v := range r.scrub {
+		v.Wipe()
+	}
+	r.scrub = nil
 }
 
 // scrubSecret replaces v, and each of its lines of 4 bytes or more, in msg.

@@ -87,13 +87,17 @@ printed.`,
 // called alone and refuse an unknown subcommand without echoing it (it may
 // be a secret typed in the wrong place).
 func groupCommand(cmd *cobra.Command) *cobra.Command {
+	cmd.SuggestionsMinimumDistance = 2
 	cmd.Args = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return nil
 		}
 		msg := "unknown command"
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += fmt.Sprintf("; did you mean %s %s?", cmd.CommandPath(), strings.Join(s, " or "))
+			for i := range s {
+				s[i] = cmd.CommandPath() + " " + s[i]
+			}
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
 		}
 		return usagef(cmd, "%s", msg)
 	}
@@ -113,7 +117,7 @@ func flagError(cmd *cobra.Command, err error) error {
 	switch {
 	case errors.As(err, &notExist):
 		name := notExist.GetSpecifiedName()
-		if notExist.GetSpecifiedShortnames() != "" {
+		if notExist.GetSpecifiedShortnames() != "" && name != "" {
 			return usagef(cmd, "unknown flag -%c", []rune(name)[0])
 		}
 		if name == "token" {
@@ -131,7 +135,7 @@ func flagError(cmd *cobra.Command, err error) error {
 	}
 }
 
-// exactArgs accepts exactly n arguments, named in names for the error.
+// exactArgs accepts exactly len(names) arguments, named in the error.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != len(names) {

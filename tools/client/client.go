@@ -74,8 +74,15 @@ func (e *APIError) Error() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, out any) error {
+	// path is already escaped (see tenantPath): set it as the raw path so
+	// that its escapes are kept, not escaped a second time.
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
+	u.RawPath = strings.TrimRight(c.base.EscapedPath(), "/") + path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	u.Path = p
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
