@@ -2,8 +2,11 @@
 --
 -- Kept to the subset ClickHouse 18.16 accepts (and current versions too):
 -- no DateTime64, Map, LowCardinality or TTL. Inserts are at-least-once, so
--- ReplacingMergeTree with event_id in the sort key deduplicates; read with
--- FINAL. {database} is replaced with a validated database name.
+-- ReplacingMergeTree deduplicates redeliveries of one stored message; read
+-- with FINAL. The key holds the stream subject and sequence beside event_id,
+-- so a message that reuses another event's ID (a compromised publisher)
+-- becomes a row of its own and never replaces the original.
+-- {database} is replaced with a validated database name.
 
 CREATE DATABASE IF NOT EXISTS {database};
 
@@ -40,4 +43,4 @@ CREATE TABLE IF NOT EXISTS {database}.audit_events
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(event_date)
-ORDER BY (tenant, event_id);
+ORDER BY (tenant, event_id, subject, stream_seq);
