@@ -61,6 +61,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.SealKeyFile, "seal-key-file", env("MCPGW_SEAL_KEY_FILE", ""), "0600 file holding policy's HPKE private key")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", env("MCPGW_ADMIN_TOKEN_FILE", ""), "0600 file holding the local stack's admin token (refused with -production)")
 	fs.StringVar(&cfg.SpiceDBAddr, "spicedb-addr", env("MCPGW_SPICEDB_ADDR", "127.0.0.1:50051"), "SpiceDB gRPC address (plaintext only to loopback)")
+	fs.BoolVar(&cfg.SpiceDBPlaintext, "spicedb-plaintext", env("MCPGW_SPICEDB_PLAINTEXT", "") == "true", "allow plaintext to a non-loopback SpiceDB (a private network; refused with -production)")
 	fs.StringVar(&cfg.SpiceDBKeyFile, "spicedb-key-file", env("MCPGW_SPICEDB_KEY_FILE", ""), "0600 file holding SpiceDB's preshared key")
 	contextTTL, err := envDuration("MCPGW_CONTEXT_TTL", time.Minute)
 	if err != nil {

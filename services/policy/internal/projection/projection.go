@@ -29,6 +29,9 @@ import (
 // implements it.
 type Relations interface {
 	WriteSchema(ctx context.Context, schema string) error
+	// HasSchema reports whether SpiceDB holds a schema; a SpiceDB that lost
+	// its datastore (memory engine after a restart) holds none.
+	HasSchema(ctx context.Context) (bool, error)
 	Empty(ctx context.Context) (bool, error)
 	Touch(ctx context.Context, g spicedb.Grant) error
 	Delete(ctx context.Context, g spicedb.Grant) error
@@ -82,6 +85,10 @@ type Projector struct {
 	keys *Keys
 
 	catSeq uint64 // last sequence applied to the catalog (Apply goroutine only)
+
+	// writeMu orders SpiceDB writes of Apply against a rebuild (Resync), so
+	// a rebuild never re-adds a grant revoked while it ran.
+	writeMu sync.Mutex
 
 	mu        sync.Mutex
 	ready     bool
@@ -214,6 +221,8 @@ func (p *Projector) write(ctx context.Context, seq uint64, do func() error) erro
 	if skip {
 		return nil
 	}
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
 	if err := do(); err != nil {
 		return err
 	}
@@ -253,11 +262,47 @@ func (p *Projector) Maintain(ctx context.Context, snap Snapshotter) {
 			cancel()
 			return
 		case <-t.C:
+			if err := p.Resync(ctx); err != nil {
+				p.log.Warn("checking spicedb for a lost datastore failed", "err", err)
+			}
 			if err := p.SaveCursor(ctx, snap); err != nil {
 				p.log.Warn("saving projection cursor failed", "err", err)
 			}
 		}
 	}
+}
+
+// Resync detects a SpiceDB that lost its datastore while policy ran (no
+// schema: the memory engine after a restart) and rebuilds it: the schema,
+// then every active grant of the catalog, which holds all of CONTROL up to
+// the events Apply has taken. Apply's writes wait meanwhile, so a grant
+// revoked during the rebuild is not re-added. It reports whether it rebuilt.
+func (p *Projector) Resync(ctx context.Context) error {
+	if !p.Ready() {
+		return nil
+	}
+	ok, err := p.cfg.Relations.HasSchema(ctx)
+	if err != nil || ok {
+		return err
+	}
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	p.log.Warn("spicedb lost its schema and relationships; rebuilding from the control read model")
+	if err := p.cfg.Relations.WriteSchema(ctx, p.cfg.Schema); err != nil {
+		return err
+	}
+	n := 0
+	for _, tenant := range p.cfg.Catalog.Tenants() {
+		for _, g := range p.cfg.Catalog.Grants(tenant) {
+			if err := p.cfg.Relations.Touch(ctx, grantOf(tenant, g.Tool, g.SubjectType, g.SubjectID)); err != nil {
+				return err
+			}
+			n++
+		}
+		p.cfg.OnApplied(tenant)
+	}
+	p.log.Info("spicedb rebuilt", "grants", n)
+	return nil
 }
 
 // SaveCursor stores the CONTROL projection's snapshot as the cursor when

@@ -35,6 +35,23 @@ func (r *relations) WriteSchema(_ context.Context, s string) error {
 	return nil
 }
 
+func (r *relations) HasSchema(context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down {
+		return false, errors.New("spicedb down")
+	}
+	return r.schema != "", nil
+}
+
+// lose simulates a memory datastore that restarted: no schema, no
+// relationship.
+func (r *relations) lose() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.schema, r.rels = "", map[spicedb.Grant]bool{}
+}
+
 func (r *relations) Empty(context.Context) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -174,6 +191,31 @@ func TestProjection(t *testing.T) {
 		rel.mu.Unlock()
 		if err := p.Apply(context.Background(), ev); err != nil || !rel.has(relT) {
 			t.Fatalf("retry: %v", err)
+		}
+	})
+	t.Run("a spicedb that lost its datastore while running is rebuilt", func(t *testing.T) {
+		rel := &relations{rels: map[spicedb.Grant]bool{}}
+		p := newProjector(t, rel, &cursors{}, nil)
+		applyAll(t, p)
+		if err := p.Resync(context.Background()); err != nil || !rel.has(relT) {
+			t.Fatalf("resync of a healthy spicedb: %v %v", err, rel.rels)
+		}
+		before := rel.writes
+		if err := p.Resync(context.Background()); err != nil || rel.writes != before {
+			t.Fatalf("resync rewrote a healthy spicedb: %d writes", rel.writes-before)
+		}
+		rel.lose()
+		if err := p.Resync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if rel.schema == "" || !rel.has(relT) || rel.has(relU) {
+			t.Fatalf("after rebuild: schema %q, relationships %v", rel.schema, rel.rels)
+		}
+		rel.mu.Lock()
+		rel.down = true
+		rel.mu.Unlock()
+		if err := p.Resync(context.Background()); err == nil {
+			t.Fatal("resync with spicedb down reported success")
 		}
 	})
 	t.Run("key index", func(t *testing.T) {

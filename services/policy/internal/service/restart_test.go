@@ -94,7 +94,7 @@ func TestRestartRebuildsSpiceDB(t *testing.T) {
 
 func dial(t *testing.T, addr, key string) *authzed.Client {
 	t.Helper()
-	c, err := spicedb.Dial(addr, secret.New([]byte(key)))
+	c, err := spicedb.Dial(addr, secret.New([]byte(key)), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,12 @@ type Config struct {
 	// AdminTokenFile holds the local stack's admin token (refused in
 	// production). Optional.
 	AdminTokenFile string
-	// SpiceDBAddr is "host:port"; plaintext only to loopback.
+	// SpiceDBAddr is "host:port"; plaintext only to loopback unless
+	// SpiceDBPlaintext.
 	SpiceDBAddr string
+	// SpiceDBPlaintext allows plaintext to a non-loopback SpiceDB (a private
+	// container network); refused in production mode.
+	SpiceDBPlaintext bool
 	// SpiceDBKeyFile holds SpiceDB's preshared key.
 	SpiceDBKeyFile string
 	// ContextTTL is the lifetime of context assertions (default and
@@ -92,6 +96,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Production && cfg.AdminTokenFile != "" {
 		return nil, errors.New("policy: an admin token file is refused in production mode")
 	}
+	if cfg.Production && cfg.SpiceDBPlaintext {
+		return nil, errors.New("policy: plaintext to SpiceDB is refused in production mode")
+	}
 	var d Deps
 	var closers []func()
 	fail := func(err error) (*Service, error) {
@@ -114,7 +121,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return fail(fmt.Errorf("policy: spicedb key: %w", err))
 	}
-	if d.SpiceDB, err = spicedb.Dial(cfg.SpiceDBAddr, key); err != nil {
+	if d.SpiceDB, err = spicedb.Dial(cfg.SpiceDBAddr, key, cfg.SpiceDBPlaintext); err != nil {
 		return fail(fmt.Errorf("policy: %w", err))
 	}
 	closers = append(closers, func() { _ = d.SpiceDB.Close() })

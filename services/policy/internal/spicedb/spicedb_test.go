@@ -34,7 +34,7 @@ func TestDial(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := spicedb.Dial(tt.addr, tt.key)
+			c, err := spicedb.Dial(tt.addr, tt.key, false)
 			if (err == nil) != tt.ok {
 				t.Fatalf("Dial = %v, want ok=%v", err, tt.ok)
 			}
