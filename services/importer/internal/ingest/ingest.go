@@ -1,0 +1,479 @@
+// Package ingest runs the importer's one command: import a description that
+// the edge streamed into the upload bucket, as a new source or as a new
+// version of one. It reads and checks the upload, analyses it, stores the
+// document, and appends the source version's events; a version becomes
+// visible only with its commit event, so an import that fails anywhere
+// leaves nothing visible, and a malformed description writes nothing at all.
+//
+// Errors returned by Import are *errcode.Error values whose message is safe
+// to show the caller: it names what was wrong (and where, in a malformed
+// description) but never carries the document, a URL or a secret.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mcpgw/mcpgw/libs/bus"
+	"github.com/mcpgw/mcpgw/libs/errcode"
+	commonv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/common/v1"
+	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
+	"github.com/mcpgw/mcpgw/services/importer/analysis"
+	"github.com/mcpgw/mcpgw/services/importer/internal/catalog"
+	"github.com/mcpgw/mcpgw/services/importer/internal/proposal"
+)
+
+// Limits and defaults.
+const (
+	// DefaultMaxDocumentBytes is the largest description imported (50 MiB).
+	DefaultMaxDocumentBytes = 50 << 20
+	// DefaultMaxEventBytes bounds one encoded event (the CONTROL stream's
+	// default message size).
+	DefaultMaxEventBytes = 1 << 20
+	// DefaultMaxReviewBytes bounds the review in a reply.
+	DefaultMaxReviewBytes = 1<<20 - 64<<10
+	// MaxNameBytes bounds a source's name.
+	MaxNameBytes = 200
+	// maxObjectName bounds an upload's object name.
+	maxObjectName = 1024
+	// eventOverhead is room for the metadata the publisher fills in and for
+	// the signed headers, on top of an event's encoded size.
+	eventOverhead = 8 << 10
+)
+
+// Config configures an Importer.
+type Config struct {
+	// Uploads is the bucket the edge streams descriptions into (read only).
+	Uploads jetstream.ObjectStore
+	// Sources is the importer's bucket of stored descriptions.
+	Sources jetstream.ObjectStore
+	// Control is the CONTROL stream, read for its last sequence when an
+	// append lost a race.
+	Control    jetstream.Stream
+	Publisher  *bus.Publisher
+	Projection *bus.Projection
+	// Catalog must be fed by Projection.
+	Catalog *catalog.Catalog
+	// MaxDocumentBytes bounds an upload (default DefaultMaxDocumentBytes).
+	MaxDocumentBytes int64
+	// ToolNameBudget bounds generated tool names (analysis default when 0).
+	ToolNameBudget int
+	// MaxEventBytes bounds one encoded event (default DefaultMaxEventBytes).
+	MaxEventBytes int
+	// MaxReviewBytes bounds the review returned (default DefaultMaxReviewBytes).
+	MaxReviewBytes int
+	Logger         *slog.Logger
+}
+
+// Importer runs imports. It is safe for concurrent use; imports of the same
+// source are serialized within one Importer, and optimistic concurrency on
+// the source aggregate keeps instances apart.
+type Importer struct {
+	cfg   Config
+	log   *slog.Logger
+	locks keyedMutex
+}
+
+// New returns an Importer.
+func New(cfg Config) (*Importer, error) {
+	if cfg.Uploads == nil || cfg.Sources == nil || cfg.Control == nil || cfg.Publisher == nil || cfg.Projection == nil || cfg.Catalog == nil {
+		return nil, errors.New("ingest: Uploads, Sources, Control, Publisher, Projection and Catalog are required")
+	}
+	if cfg.MaxDocumentBytes <= 0 {
+		cfg.MaxDocumentBytes = DefaultMaxDocumentBytes
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if cfg.MaxReviewBytes <= 0 {
+		cfg.MaxReviewBytes = DefaultMaxReviewBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Importer{cfg: cfg, log: cfg.Logger.With("component", "ingest"), locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+}
+
+// Command is one import, already authorized.
+type Command struct {
+	Tenant string
+	// Name names a new source (required then); for a new version it renames
+	// the source when set.
+	Name string
+	// SourceID is empty for a new source.
+	SourceID string
+	// Upload names the object in the upload bucket and its SHA-256 (hex).
+	Upload *controlv1.DocumentRef
+	// Actor is recorded on every event.
+	Actor                  *commonv1.Actor
+	RequestID, TraceParent string
+}
+
+// Result is a committed source version.
+type Result struct {
+	SourceID string
+	Version  uint32
+	// Review is the JSON encoding of the analysis result (shortened, with a
+	// diagnostic saying so, when it exceeds the review budget).
+	Review []byte
+	// Tools is the number of tools proposed.
+	Tools int
+}
+
+// Import imports cmd's upload. It returns only after the version was
+// committed and this process's read model has applied the commit.
+func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
+	if err := im.validate(&cmd); err != nil {
+		return Result{}, err
+	}
+	if cmd.SourceID != "" {
+		if s, ok := im.cfg.Catalog.Source(cmd.Tenant, cmd.SourceID); !ok || !s.Visible() {
+			return Result{}, errcode.New(errcode.NotFound, "source not found")
+		}
+	}
+	doc, err := im.readUpload(ctx, cmd.Upload)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes})
+	if err != nil {
+		return Result{}, analysisError(err)
+	}
+	prop, err := proposal.Build(res)
+	if err != nil {
+		return Result{}, errcode.Wrap(errcode.InvalidArgument, "description refused: "+err.Error(), err)
+	}
+	if err := im.checkSizes(cmd, res, prop); err != nil {
+		return Result{}, err
+	}
+	review, err := proposal.Review(res, im.cfg.MaxReviewBytes)
+	if err != nil {
+		return Result{}, errcode.Wrap(errcode.TooLarge, "the review of this description does not fit a reply", err)
+	}
+
+	key := cmd.Tenant + "/" + cmd.SourceID
+	if cmd.SourceID == "" {
+		key = "" // a new source has a fresh ID: nothing to serialize against
+	}
+	unlock := im.locks.lock(key)
+	defer unlock()
+	sourceID, version, err := im.write(ctx, cmd, res, prop, doc)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{SourceID: sourceID, Version: version, Review: review, Tools: len(prop.Tools)}, nil
+}
+
+func (im *Importer) validate(cmd *Command) error {
+	if err := bus.CheckToken("tenant", cmd.Tenant); err != nil {
+		return err
+	}
+	cmd.Name = strings.TrimSpace(cmd.Name)
+	if cmd.SourceID == "" && cmd.Name == "" {
+		return errcode.New(errcode.InvalidArgument, "a new source needs a name")
+	}
+	if cmd.Name != "" {
+		if len(cmd.Name) > MaxNameBytes || !utf8.ValidString(cmd.Name) || strings.IndexFunc(cmd.Name, unicode.IsControl) >= 0 {
+			return errcode.Errorf(errcode.InvalidArgument, "invalid name: at most %d bytes of printable UTF-8", MaxNameBytes)
+		}
+	}
+	if cmd.SourceID != "" {
+		if err := bus.CheckToken("source ID", cmd.SourceID); err != nil {
+			return err
+		}
+	}
+	u := cmd.Upload
+	if u == nil || u.GetObject() == "" {
+		return errcode.New(errcode.InvalidArgument, "no upload named")
+	}
+	if b := u.GetBucket(); b != "" && b != bus.BucketUploads {
+		return errcode.Errorf(errcode.InvalidArgument, "uploads are read from bucket %q only", bus.BucketUploads)
+	}
+	if o := u.GetObject(); len(o) > maxObjectName || !utf8.ValidString(o) || strings.IndexFunc(o, unicode.IsControl) >= 0 {
+		return errcode.New(errcode.InvalidArgument, "invalid upload object name")
+	}
+	if sum, err := hex.DecodeString(u.GetSha256()); err != nil || len(sum) != sha256.Size {
+		return errcode.New(errcode.InvalidArgument, "upload SHA-256 must be 64 hex digits")
+	}
+	if int64(u.GetSize()) > im.cfg.MaxDocumentBytes {
+		return im.tooLarge()
+	}
+	return nil
+}
+
+func (im *Importer) tooLarge() error {
+	return errcode.Errorf(errcode.TooLarge, "description exceeds the limit of %d bytes", im.cfg.MaxDocumentBytes)
+}
+
+// readUpload reads the uploaded document, refusing one over the size limit
+// or whose content does not match the SHA-256 (and size) the command names.
+func (im *Importer) readUpload(ctx context.Context, ref *controlv1.DocumentRef) ([]byte, error) {
+	info, err := im.cfg.Uploads.GetInfo(ctx, ref.GetObject())
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, errcode.New(errcode.NotFound, "upload not found")
+	}
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Unavailable, "read upload", err)
+	}
+	if int64(info.Size) > im.cfg.MaxDocumentBytes {
+		return nil, im.tooLarge()
+	}
+	if ref.GetSize() != 0 && ref.GetSize() != info.Size {
+		return nil, errcode.New(errcode.InvalidArgument, "upload size does not match the command")
+	}
+	obj, err := im.cfg.Uploads.Get(ctx, ref.GetObject())
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, errcode.New(errcode.NotFound, "upload not found")
+	}
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Unavailable, "read upload", err)
+	}
+	defer obj.Close()
+	doc, err := io.ReadAll(io.LimitReader(obj, im.cfg.MaxDocumentBytes+1))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrDigestMismatch) {
+			return nil, errcode.Wrap(errcode.InvalidArgument, "upload is corrupt", err)
+		}
+		return nil, errcode.Wrap(errcode.Unavailable, "read upload", err)
+	}
+	if int64(len(doc)) > im.cfg.MaxDocumentBytes {
+		return nil, im.tooLarge()
+	}
+	sum := sha256.Sum256(doc)
+	if !strings.EqualFold(hex.EncodeToString(sum[:]), ref.GetSha256()) {
+		return nil, errcode.New(errcode.InvalidArgument, "upload does not match its SHA-256")
+	}
+	return doc, nil
+}
+
+// analysisError maps an analysis refusal to a caller-facing error that says
+// what is wrong and where.
+func analysisError(err error) error {
+	var (
+		syn *analysis.SyntaxError
+		inv *analysis.InvalidError
+		lim *analysis.LimitError
+		uns *analysis.UnsupportedFormatError
+	)
+	switch {
+	case errors.As(err, &syn), errors.As(err, &inv):
+		return errcode.Wrap(errcode.InvalidArgument, "malformed description: "+err.Error(), err)
+	case errors.As(err, &lim):
+		return errcode.Wrap(errcode.TooLarge, "description refused: "+lim.Error(), err)
+	case errors.As(err, &uns):
+		return errcode.Wrap(errcode.InvalidArgument, uns.Error()+": OpenAPI 3.0 and 3.1 descriptions are imported", err)
+	}
+	return errcode.Wrap(errcode.InvalidArgument, "malformed description", err)
+}
+
+// checkSizes refuses, before anything is written, a description whose
+// events would not fit in the CONTROL stream.
+func (im *Importer) checkSizes(cmd Command, res *analysis.Result, p *proposal.Proposal) error {
+	started := &controlv1.SourceVersionStarted{SourceId: bus.NewID("src_"), Version: 1 << 31, Name: strings.Repeat("n", MaxNameBytes),
+		Slug: strings.Repeat("s", proposal.MaxSlug), Format: string(res.Format), Title: title(res),
+		Document: &controlv1.DocumentRef{Bucket: bus.BucketSources, Object: objectName(cmd.Tenant, bus.NewID("src_"), 1<<31),
+			Sha256: strings.Repeat("0", 64), Size: 1 << 62}, ProposedHosts: p.Hosts}
+	if n := proto.Size(started) + eventOverhead; n > im.cfg.MaxEventBytes {
+		return errcode.Errorf(errcode.TooLarge, "the description names too many servers to propose (%d hosts)", len(p.Hosts))
+	}
+	for _, t := range p.Tools {
+		n := proto.Size(&controlv1.ToolProposed{SourceId: bus.NewID("src_"), Version: 1 << 31, Tool: t}) + eventOverhead
+		if n > im.cfg.MaxEventBytes {
+			return errcode.Errorf(errcode.TooLarge, "tool %q is too large to propose (%d bytes; the limit is %d)", t.GetName(), n, im.cfg.MaxEventBytes)
+		}
+	}
+	return nil
+}
+
+// maxTitleBytes bounds the description's title recorded on the start event.
+const maxTitleBytes = 256
+
+// title is the description's title, cut to maxTitleBytes on a character
+// boundary.
+func title(res *analysis.Result) string {
+	t := strings.ToValidUTF8(res.Title, "\uFFFD")
+	if len(t) <= maxTitleBytes {
+		return t
+	}
+	cut := maxTitleBytes
+	for cut > 0 && !utf8.RuneStart(t[cut]) {
+		cut--
+	}
+	return t[:cut]
+}
+
+// target is the source version an import writes.
+type target struct {
+	id, name, slug string
+	version        uint32
+	expect         bus.Expect
+}
+
+func (im *Importer) target(ctx context.Context, cmd Command) (target, error) {
+	if cmd.SourceID == "" {
+		return target{id: bus.NewID("src_"), name: cmd.Name, slug: proposal.Slug(cmd.Name), version: 1}, nil
+	}
+	exp, err := im.expect(ctx, cmd.Tenant, cmd.SourceID)
+	if err != nil {
+		return target{}, err
+	}
+	s, ok := im.cfg.Catalog.Source(cmd.Tenant, cmd.SourceID)
+	if !ok || !s.Visible() {
+		return target{}, errcode.New(errcode.NotFound, "source not found")
+	}
+	t := target{id: s.ID, name: s.Name, slug: s.Slug, version: s.Latest + 1, expect: exp}
+	if cmd.Name != "" {
+		t.name = cmd.Name
+	}
+	if t.slug == "" {
+		t.slug = proposal.Slug(t.name)
+	}
+	return t, nil
+}
+
+// expect reads a consistent expectation of an aggregate: the projection
+// moves an aggregate's last sequence before it applies the event and its
+// version after, so the expectation is read again once that sequence is
+// fully applied, until two reads agree.
+func (im *Importer) expect(ctx context.Context, tenant, id string) (bus.Expect, error) {
+	for {
+		e := im.cfg.Projection.Expect(tenant, bus.AggSource, id)
+		if err := im.cfg.Projection.WaitFor(ctx, e.LastSeq); err != nil {
+			return bus.Expect{}, errcode.Wrap(errcode.Unavailable, "read model not caught up", err)
+		}
+		if im.cfg.Projection.Expect(tenant, bus.AggSource, id) == e {
+			return e, nil
+		}
+	}
+}
+
+// refresh waits until the read model has applied everything CONTROL holds.
+func (im *Importer) refresh(ctx context.Context) error {
+	info, err := im.cfg.Control.Info(ctx)
+	if err != nil {
+		return errcode.Wrap(errcode.Unavailable, "read control stream", err)
+	}
+	if err := im.cfg.Projection.WaitFor(ctx, info.State.LastSeq); err != nil {
+		return errcode.Wrap(errcode.Unavailable, "read model not caught up", err)
+	}
+	return nil
+}
+
+// objectName is where a version's document is stored in the sources bucket.
+func objectName(tenant, sourceID string, version uint32) string {
+	return fmt.Sprintf("%s/%s/v%d", tenant, sourceID, version)
+}
+
+// write appends the version's start event (retrying once, after a refresh,
+// when another writer moved the aggregate), stores the document, proposes
+// every tool and commits. The start event comes first, so that only the
+// writer that won the version's number stores its document.
+func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result, p *proposal.Proposal, doc []byte) (string, uint32, error) {
+	meta := func() *commonv1.EventMeta {
+		return &commonv1.EventMeta{Tenant: cmd.Tenant, Actor: cmd.Actor, RequestId: cmd.RequestID, TraceParent: cmd.TraceParent}
+	}
+	var (
+		t   target
+		app bus.Appended
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		if t, err = im.target(ctx, cmd); err != nil {
+			return "", 0, err
+		}
+		started := &controlv1.SourceVersionStarted{
+			Meta: meta(), SourceId: t.id, Version: t.version, Name: t.name, Slug: t.slug,
+			Format: string(res.Format), Title: title(res), ProposedHosts: p.Hosts,
+			Document: &controlv1.DocumentRef{Bucket: bus.BucketSources, Object: objectName(cmd.Tenant, t.id, t.version),
+				Sha256: strings.ToLower(cmd.Upload.GetSha256()), Size: uint64(len(doc))},
+		}
+		app, err = im.cfg.Publisher.AppendControl(ctx, bus.AggSource, t.id, started, t.expect)
+		if err == nil {
+			break
+		}
+		if errcode.CodeOf(err) != errcode.Conflict || attempt > 0 {
+			return "", 0, errcode.Wrap(errcode.CodeOf(err), "import failed; nothing was committed", err)
+		}
+		if err := im.refresh(ctx); err != nil {
+			return "", 0, err
+		}
+	}
+	log := im.log.With("tenant", cmd.Tenant, "source_id", t.id, "version", t.version, "request_id", cmd.RequestID)
+	fail := func(step string, err error) (string, uint32, error) {
+		log.Warn("import interrupted; version left uncommitted", "step", step, "code", errcode.CodeOf(err))
+		code := errcode.Unavailable
+		if errcode.CodeOf(err) == errcode.Conflict {
+			code = errcode.Conflict
+		}
+		return "", 0, errcode.Wrap(code, fmt.Sprintf("import failed; version %d was not committed", t.version), err)
+	}
+	if _, err := im.cfg.Sources.Put(ctx, jetstream.ObjectMeta{Name: objectName(cmd.Tenant, t.id, t.version)}, bytes.NewReader(doc)); err != nil {
+		return fail("store document", err)
+	}
+	next := bus.Expect{LastSeq: app.Seq, Version: app.Version}
+	for _, spec := range p.Tools {
+		ev := &controlv1.ToolProposed{Meta: meta(), SourceId: t.id, Version: t.version, Tool: spec}
+		if app, err = im.cfg.Publisher.AppendControl(ctx, bus.AggSource, t.id, ev, next); err != nil {
+			return fail("propose tool", err)
+		}
+		next = bus.Expect{LastSeq: app.Seq, Version: app.Version}
+	}
+	commit := &controlv1.SourceVersionCommitted{Meta: meta(), SourceId: t.id, Version: t.version,
+		ToolCount: uint32(len(p.Tools)), ToolsDigest: p.ToolsDigest}
+	if app, err = im.cfg.Publisher.AppendControl(ctx, bus.AggSource, t.id, commit, next); err != nil {
+		return fail("commit", err)
+	}
+	if err := im.cfg.Projection.WaitFor(ctx, app.Seq); err != nil {
+		// The commit is durable; a later writer refreshes before it appends.
+		log.Warn("committed version not yet applied locally", "err", err)
+	}
+	log.Info("source version committed", "tools", len(p.Tools), "unsupported", p.Unsupported, "format", string(res.Format))
+	return t.id, t.version, nil
+}
+
+// keyedMutex serializes work per key; the empty key is never locked.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*lockEntry
+}
+
+type lockEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	if key == "" {
+		return func() {}
+	}
+	k.mu.Lock()
+	e := k.m[key]
+	if e == nil {
+		e = &lockEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}

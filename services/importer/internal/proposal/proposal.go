@@ -1,0 +1,183 @@
+// Package proposal turns an analysis result into what the importer proposes
+// for one source version: the tool specs (one file, toolspec.go, holds that
+// mapping), the hosts the operations call, the digest the commit event
+// carries, the source's slug, and the review returned to the operator. It
+// performs no I/O and is deterministic: the same result gives the same bytes.
+package proposal
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/mcpgw/mcpgw/libs/catalog"
+	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
+	"github.com/mcpgw/mcpgw/services/importer/analysis"
+)
+
+// Proposal is what one source version proposes.
+type Proposal struct {
+	// Tools are sorted by name; operations marked unsupported have none.
+	Tools []*controlv1.ToolSpec
+	// Hosts are the host[:port] of every operation's absolute servers,
+	// lowercased, sorted and deduplicated.
+	Hosts []string
+	// ToolsDigest is SHA-256 over the concatenated catalog.ToolDigest of
+	// Tools, in name order.
+	ToolsDigest []byte
+	// Unsupported counts the operations that produced no tool.
+	Unsupported int
+}
+
+// Build maps an analysis result to its proposal. It fails when a tool
+// cannot be mapped safely (see ToolSpec) or two operations share a name.
+func Build(res *analysis.Result) (*Proposal, error) {
+	p := &Proposal{}
+	hosts := map[string]bool{}
+	names := map[string]bool{}
+	for _, op := range res.Operations {
+		for _, s := range op.Servers {
+			if h := hostOf(s.URL); h != "" {
+				hosts[h] = true
+			}
+		}
+		if op.Unsupported != "" {
+			p.Unsupported++
+			continue
+		}
+		if names[op.Name] {
+			return nil, fmt.Errorf("tool name %q is not unique", op.Name)
+		}
+		names[op.Name] = true
+		spec, err := ToolSpec(op)
+		if err != nil {
+			return nil, err
+		}
+		p.Tools = append(p.Tools, spec)
+	}
+	sort.Slice(p.Tools, func(i, j int) bool { return p.Tools[i].GetName() < p.Tools[j].GetName() })
+	for h := range hosts {
+		p.Hosts = append(p.Hosts, h)
+	}
+	sort.Strings(p.Hosts)
+	d, err := ToolsDigest(p.Tools)
+	if err != nil {
+		return nil, err
+	}
+	p.ToolsDigest = d
+	return p, nil
+}
+
+// ToolsDigest is SHA-256 over the concatenated catalog.ToolDigest of specs
+// taken in name order, whatever order they are given in.
+func ToolsDigest(specs []*controlv1.ToolSpec) ([]byte, error) {
+	sorted := append([]*controlv1.ToolSpec(nil), specs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].GetName() < sorted[j].GetName() })
+	h := sha256.New()
+	for _, s := range sorted {
+		d, err := catalog.ToolDigest(s)
+		if err != nil {
+			return nil, err
+		}
+		h.Write(d)
+	}
+	return h.Sum(nil), nil
+}
+
+// hostOf returns the lowercased host[:port] of an absolute URL, or "" for a
+// relative one or one that does not parse.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return strings.ToLower(u.Host)
+}
+
+// MaxSlug is the longest slug.
+const MaxSlug = 32
+
+// Slug derives a source's slug from its name: lowercase ASCII letters and
+// digits, every other run of characters one '-', no leading or trailing
+// '-', at most MaxSlug characters; "source" when nothing is left.
+func Slug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			sep := dash && b.Len() > 0
+			if sep && b.Len()+2 > MaxSlug || b.Len()+1 > MaxSlug {
+				break
+			}
+			if sep {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			continue
+		}
+		dash = true
+	}
+	if b.Len() == 0 {
+		return "source"
+	}
+	return b.String()
+}
+
+// Review encodes res as JSON for the operator, within budget bytes. When the
+// full encoding is larger it drops the operations' schemas, then trailing
+// operations, and says so in an info diagnostic; the events always carry
+// every tool in full.
+func Review(res *analysis.Result, budget int) ([]byte, error) {
+	full, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode review: %w", err)
+	}
+	if len(full) <= budget {
+		return full, nil
+	}
+	short := *res
+	short.Operations = make([]analysis.Operation, len(res.Operations))
+	for i, op := range res.Operations {
+		op.InputSchema, op.OutputSchema = nil, nil
+		short.Operations[i] = op
+	}
+	note := func(omitted int) analysis.Diagnostic {
+		msg := "review shortened to fit a reply: operation schemas omitted"
+		if omitted > 0 {
+			msg += fmt.Sprintf("; %d of %d operations omitted", omitted, len(res.Operations))
+		}
+		return analysis.Diagnostic{Level: analysis.LevelInfo, Message: msg}
+	}
+	encode := func(n int) ([]byte, error) {
+		r := short
+		r.Operations = short.Operations[:n]
+		r.Diagnostics = append(append([]analysis.Diagnostic{}, res.Diagnostics...), note(len(res.Operations)-n))
+		return json.Marshal(&r)
+	}
+	// The largest prefix of operations that fits, by binary search.
+	lo, hi := 0, len(short.Operations)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		b, err := encode(mid)
+		if err != nil {
+			return nil, fmt.Errorf("encode review: %w", err)
+		}
+		if len(b) <= budget {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	b, err := encode(lo)
+	if err != nil {
+		return nil, fmt.Errorf("encode review: %w", err)
+	}
+	if len(b) > budget {
+		return nil, fmt.Errorf("review of %d bytes exceeds the reply budget of %d even without operations", len(b), budget)
+	}
+	return b, nil
+}
