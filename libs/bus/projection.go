@@ -192,24 +192,36 @@ func (p *Projection) process(ctx context.Context, seq uint64, msg jetstream.Msg,
 		return nil
 	}
 	key := aggKey(t.Tenant, t.Aggregate, t.ID)
-	p.mu.Lock()
-	st := p.aggs[key]
-	st.LastSeq = seq // junk counts too: it moved the aggregate's last sequence
-	p.aggs[key] = st
-	p.mu.Unlock()
+	// A message that is not applied still moves the aggregate's last
+	// sequence (junk counts for optimistic concurrency); an applied event
+	// moves sequence and version together, after it was applied, so Expect
+	// never pairs a new sequence with an old version.
+	skip := func() {
+		p.mu.Lock()
+		st := p.aggs[key]
+		st.LastSeq = seq
+		p.aggs[key] = st
+		p.mu.Unlock()
+	}
 	ev, err := p.cfg.Verifier.VerifyControl(msg.Subject(), msg.Headers(), msg.Data())
 	if err != nil {
 		p.log.Warn("unverified control message dropped", "seq", seq, "aggregate", t.Aggregate, "id", t.ID, "err", err)
+		skip()
 		return nil
 	}
 	ev.Seq = seq
+	p.mu.Lock()
+	current := p.aggs[key].Version
+	p.mu.Unlock()
 	v := ev.Meta.GetAggregateVersion()
 	switch {
-	case v <= st.Version:
-		p.log.Warn("replayed control event dropped", "seq", seq, "aggregate", t.Aggregate, "id", t.ID, "version", v, "current", st.Version)
+	case v <= current:
+		p.log.Warn("replayed control event dropped", "seq", seq, "aggregate", t.Aggregate, "id", t.ID, "version", v, "current", current)
+		skip()
 		return nil
-	case v > st.Version+1:
-		p.log.Error("control event gap refused", "seq", seq, "aggregate", t.Aggregate, "id", t.ID, "version", v, "current", st.Version)
+	case v > current+1:
+		p.log.Error("control event gap refused", "seq", seq, "aggregate", t.Aggregate, "id", t.ID, "version", v, "current", current)
+		skip()
 		return nil
 	}
 	delay := 50 * time.Millisecond
@@ -227,9 +239,7 @@ func (p *Projection) process(ctx context.Context, seq uint64, msg jetstream.Msg,
 		delay = min(delay*2, p.cfg.MaxRetryDelay)
 	}
 	p.mu.Lock()
-	st = p.aggs[key]
-	st.Version = v
-	p.aggs[key] = st
+	p.aggs[key] = AggregateState{LastSeq: seq, Version: v}
 	p.mu.Unlock()
 	return nil
 }

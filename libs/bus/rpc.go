@@ -218,7 +218,10 @@ type ServerConfig struct {
 	Logger   *slog.Logger
 	// Window is the accepted request age (default DefaultRequestWindow).
 	Window time.Duration
-	Now    func() time.Time
+	// HandlerTimeout bounds one handler run (default 2 minutes: an import
+	// of a 50 MB description takes longer than the request window).
+	HandlerTimeout time.Duration
+	Now            func() time.Time
 }
 
 // Server serves the verbs of one service in its queue group. It checks
@@ -241,6 +244,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultRequestWindow
+	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = 2 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -310,7 +316,7 @@ func (s *Server) serve(verb Verb, h Handler, m *nats.Msg) {
 		log.Warn("rpc request without reply subject dropped")
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Window)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandlerTimeout)
 	defer cancel()
 	req, err := s.Authenticate(ctx, verb, m)
 	if err != nil {
