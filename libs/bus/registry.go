@@ -6,6 +6,12 @@ import (
 	"strings"
 )
 
+// UnattributedTenant is the tenant under which services record audit
+// events that belong to no verified tenant (an unknown credential, a
+// request naming an invalid tenant). Policy refuses operator commands for
+// it, so no real tenant can hold this name.
+const UnattributedTenant = "unattributed"
+
 // Service names one mcpgw service; it is also its NATS user name, its signer
 // name and its queue group.
 type Service string
@@ -282,6 +288,10 @@ func PermissionsFor(s Service) Permissions {
 	// Object stores.
 	for _, b := range objectWrites[s] {
 		add(&p.PublishAllow, "$O."+b+".>")
+	}
+	for _, b := range objectReads[s] {
+		// Flow-control replies of the push consumer an object read uses.
+		add(&p.PublishAllow, "$JS.FC.OBJ_"+b+".>")
 	}
 	for _, b := range append(append([]string(nil), objectWrites[s]...), objectReads[s]...) {
 		add(&p.PublishAllow,

@@ -207,7 +207,7 @@ func (f *fakeEdge) approve(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_argument", "bad body")
 		return
 	}
-	reply(w, client.CommandResult{ID: r.PathValue("id"), Version: 3})
+	reply(w, client.CommandResult{ID: r.PathValue("id"), Revision: 3})
 }
 
 func (f *fakeEdge) selection(w http.ResponseWriter, r *http.Request) {
@@ -218,7 +218,7 @@ func (f *fakeEdge) selection(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_argument", "tools are required")
 		return
 	}
-	reply(w, client.CommandResult{ID: r.PathValue("id"), Version: 4})
+	reply(w, client.CommandResult{ID: r.PathValue("id"), Revision: 4})
 }
 
 func (f *fakeEdge) putSecret(w http.ResponseWriter, r *http.Request) {

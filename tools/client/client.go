@@ -165,10 +165,11 @@ func (c *Client) Import(ctx context.Context, tenant, name, sourceID string, doc 
 	return &out, nil
 }
 
-// CommandResult is the answer to a command that changed an object.
+// CommandResult is the answer to a command that changed an object: its ID
+// and the aggregate's revision after the command.
 type CommandResult struct {
-	ID      string `json:"id"`
-	Version uint64 `json:"version"`
+	ID       string `json:"id"`
+	Revision uint64 `json:"revision"`
 }
 
 // Approve approves a source version and confirms its host allowlist (empty:
@@ -187,12 +188,38 @@ func (c *Client) Select(ctx context.Context, tenant, sourceID string, tools []st
 	return &out, err
 }
 
-// Keys are the server's public sealing keys.
+// Keys are the server's public sealing keys (base64url) and fingerprints.
+// On the wire: {"broker": {"key", "fingerprint"}, "policy": {…}}.
 type Keys struct {
-	Broker            string `json:"broker"`
-	BrokerFingerprint string `json:"broker_fingerprint"`
-	Policy            string `json:"policy"`
-	PolicyFingerprint string `json:"policy_fingerprint"`
+	Broker            string
+	BrokerFingerprint string
+	Policy            string
+	PolicyFingerprint string
+}
+
+type keyJSON struct {
+	Key         string `json:"key"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+type keysJSON struct {
+	Broker keyJSON `json:"broker"`
+	Policy keyJSON `json:"policy"`
+}
+
+// MarshalJSON encodes the wire form.
+func (k Keys) MarshalJSON() ([]byte, error) {
+	return json.Marshal(keysJSON{Broker: keyJSON{k.Broker, k.BrokerFingerprint}, Policy: keyJSON{k.Policy, k.PolicyFingerprint}})
+}
+
+// UnmarshalJSON decodes the wire form.
+func (k *Keys) UnmarshalJSON(b []byte) error {
+	var w keysJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*k = Keys{Broker: w.Broker.Key, BrokerFingerprint: w.Broker.Fingerprint, Policy: w.Policy.Key, PolicyFingerprint: w.Policy.Fingerprint}
+	return nil
 }
 
 // Keys fetches the public sealing keys.

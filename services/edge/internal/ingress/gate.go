@@ -25,7 +25,7 @@ import (
 // UnattributedTenant is the tenant token of refusals that cannot be tied to
 // a tenant (no valid credential, no tenant in the path). It is a valid
 // subject token, so such refusals land on audit.unattributed.edge_refused.
-const UnattributedTenant = "unattributed"
+const UnattributedTenant = bus.UnattributedTenant
 
 // Refusal reasons recorded in EdgeRefused.reason_code.
 const (

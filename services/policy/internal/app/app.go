@@ -40,8 +40,8 @@ const DefaultDecisionTTL = 2 * time.Second
 
 // PlatformTenant is the tenant under which policy records audit events that
 // belong to no known tenant (an unknown credential, a command naming an
-// invalid tenant).
-const PlatformTenant = "platform"
+// invalid tenant): the bus's reserved unattributed tenant.
+const PlatformTenant = bus.UnattributedTenant
 
 // Via names policy on the actors of the events it appends.
 const Via = "policy"

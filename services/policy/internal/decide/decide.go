@@ -5,6 +5,7 @@
 package decide
 
 import (
+	"github.com/mcpgw/mcpgw/libs/bus"
 	"regexp"
 	"strings"
 
@@ -22,6 +23,9 @@ import (
 func Command(actor *commonv1.Context, tenant, command string) error {
 	if actor == nil {
 		return errcode.New(errcode.PermissionDenied, "no actor")
+	}
+	if tenant == bus.UnattributedTenant {
+		return errcode.New(errcode.PermissionDenied, "tenant name is reserved")
 	}
 	if actor.GetPlatformAdmin() {
 		return nil

@@ -288,7 +288,7 @@ func TestPolicy(t *testing.T) {
 		eventually(t, "AuthenticationFailed for the wrong key", func() bool {
 			for _, ev := range e.auditEvents(t, bus.KindAuthenticationFailed) {
 				m := ev.Msg.(*auditv1.AuthenticationFailed)
-				if ev.Meta.GetTenant() == "platform" && m.GetReasonCode() == "unknown_key" &&
+				if ev.Meta.GetTenant() == bus.UnattributedTenant && m.GetReasonCode() == "unknown_key" &&
 					m.GetPrincipal().GetCredentialFingerprint() == reqctx.Fingerprint([]byte(keyWrong)) {
 					return true
 				}
