@@ -32,6 +32,7 @@ import (
 	"github.com/mcpgw/mcpgw/libs/natsserver"
 	"github.com/mcpgw/mcpgw/libs/secret"
 	"github.com/mcpgw/mcpgw/libs/spicedbproc"
+	"github.com/mcpgw/mcpgw/tools/client"
 	"github.com/mcpgw/mcpgw/tools/demoapi"
 )
 
@@ -180,7 +181,24 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.seed(ctx); err != nil {
 		return fmt.Errorf("seed the demo: %w", err)
 	}
-	return nil
+	return s.waitReady(ctx)
+}
+
+// waitReady returns once an operator request passes authentication by
+// policy and every service answers, so the banner is printed only when the
+// system serves: after a restart, services first replay CONTROL.
+func (s *Stack) waitReady(ctx context.Context) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	return retry(ctx, "wait for the services", func() error {
+		if _, err := c.Keys(ctx); err != nil {
+			return err
+		}
+		_, err := c.Audit(ctx, Tenant, client.AuditQuery{RequestID: "req_ready", Limit: 1})
+		return err
+	})
 }
 
 func (s *Stack) build(ctx context.Context) error {
@@ -383,9 +401,16 @@ func (s *Stack) LogDir() string { return s.path(dirLogs) }
 // StateDir is the state directory.
 func (s *Stack) StateDir() string { return s.cfg.StateDir }
 
-// PIDs returns the process IDs of the service processes by name.
+// PIDs returns the process IDs of the service processes, SpiceDB and
+// ClickHouse by name.
 func (s *Stack) PIDs() map[string]int {
 	out := map[string]int{}
+	if s.spicedb != nil {
+		out["spicedb"] = s.spicedb.PID()
+	}
+	if s.ch != nil {
+		out["clickhouse-server"] = s.ch.PID()
+	}
 	for _, p := range s.procs {
 		out[p.name] = p.cmd.Process.Pid
 	}
