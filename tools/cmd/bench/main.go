@@ -41,7 +41,10 @@ func main() {
 	defer os.RemoveAll(dir)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	s, err := devstack.Start(sctx, devstack.Config{Root: root, StateDir: dir, EdgeAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	// The edge's per-credential rate limit is off: every session uses the
+	// demo agent's key, and the bench measures the hot path, not the limiter.
+	s, err := devstack.Start(sctx, devstack.Config{Root: root, StateDir: dir, EdgeAddr: "127.0.0.1:0",
+		ExtraEnv: []string{"MCPGW_RATE=-1"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fail(err)
 	}
