@@ -6,8 +6,6 @@ import (
 )
 
 func TestRunRefusesBadConfiguration(t *testing.T) {
-	t.Setenv("MCPGW_STATE_DIR", "")
-	t.Setenv("MCPGW_ENV", "")
 	tests := []struct {
 		name string
 		args []string
@@ -23,7 +21,7 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(tt.args)
+			err := run(tt.args, func(string) (string, bool) { return "", false })
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run(%q) = %v, want an error mentioning %q", tt.args, err, tt.want)
 			}

@@ -1,85 +1,47 @@
 // Command importer runs the mcpgw importer: it serves rpc.importer.import,
 // turning uploaded API descriptions into proposed source versions on
-// CONTROL. Flags fall back to MCPGW_* environment variables; secrets come
-// only from 0600 files.
+// CONTROL. Flags fall back to MCPGW_* environment variables (libs/flagenv);
+// secrets come only from 0600 files.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
+	"github.com/mcpgw/mcpgw/libs/flagenv"
 	"github.com/mcpgw/mcpgw/services/importer/internal/ingest"
 	"github.com/mcpgw/mcpgw/services/importer/internal/service"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "importer:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	env := func(name, def string) string {
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return def
+func run(args []string, lookup flagenv.Lookup) error {
+	fs := flag.NewFlagSet("importer", flag.ContinueOnError)
+	var common flagenv.Common
+	common.Register(fs, "importer", flagenv.Production(lookup))
+	var cfg service.Config
+	fs.Int64Var(&cfg.MaxDocumentBytes, "max-document-bytes", ingest.DefaultMaxDocumentBytes, "largest description imported, in bytes")
+	fs.IntVar(&cfg.ToolNameBudget, "tool-name-budget", 0, "longest generated tool name; 0 takes the default")
+	if err := flagenv.Parse(fs, args, lookup); err != nil {
+		return err
 	}
-	var envErr error
-	envInt := func(name string, def int64) int64 {
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			return def
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			envErr = fmt.Errorf("%s: not an integer", name)
-			return def
-		}
-		return n
+	cfg.NATSURL, cfg.NATSPasswordFile = common.NATSURL, common.NATSPasswordFile
+	cfg.IdentityFile, cfg.KeyringFile, cfg.Production = common.IdentityFile, common.KeyringFile, common.Production
+	log, err := common.Logger(os.Stderr, "importer")
+	if err != nil {
+		return err
 	}
-	var (
-		cfg       service.Config
-		logLevel  string
-		logFormat string
-		budget    int64
-	)
-	flag.StringVar(&cfg.NATSURL, "nats-url", env("MCPGW_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (env MCPGW_NATS_URL)")
-	flag.StringVar(&cfg.NATSPasswordFile, "nats-password-file", env("MCPGW_NATS_PASSWORD_FILE", ""), "0600 file holding the importer's NATS password (env MCPGW_NATS_PASSWORD_FILE)")
-	flag.StringVar(&cfg.IdentityFile, "identity-file", env("MCPGW_IDENTITY_FILE", ""), "0600 file holding the importer's Ed25519 signing seed (env MCPGW_IDENTITY_FILE)")
-	flag.StringVar(&cfg.KeyringFile, "keyring-file", env("MCPGW_KEYRING_FILE", ""), "JSON file of every service's public keys (env MCPGW_KEYRING_FILE)")
-	flag.StringVar(&logLevel, "log-level", env("MCPGW_LOG_LEVEL", "info"), "debug, info, warn or error (env MCPGW_LOG_LEVEL)")
-	flag.StringVar(&logFormat, "log-format", env("MCPGW_LOG_FORMAT", "text"), "text or json (env MCPGW_LOG_FORMAT)")
-	flag.BoolVar(&cfg.Production, "production", env("MCPGW_ENV", "") == "production", "production mode: refuse what only suits a laptop (env MCPGW_ENV=production)")
-	flag.Int64Var(&cfg.MaxDocumentBytes, "max-document-bytes", envInt("MCPGW_MAX_DOCUMENT_BYTES", ingest.DefaultMaxDocumentBytes), "largest description imported, in bytes (env MCPGW_MAX_DOCUMENT_BYTES)")
-	flag.Int64Var(&budget, "tool-name-budget", envInt("MCPGW_TOOL_NAME_BUDGET", 0), "longest generated tool name; 0 takes the default (env MCPGW_TOOL_NAME_BUDGET)")
-	flag.Parse()
-	if envErr != nil {
-		return envErr
-	}
-	cfg.ToolNameBudget = int(budget)
-
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch logFormat {
-	case "text":
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
-	case "json":
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	default:
-		return fmt.Errorf("-log-format must be text or json, not %q", logFormat)
-	}
-	cfg.Logger = cfg.Logger.With("service", "importer")
+	cfg.Logger = log
 
 	svc, err := service.New(cfg)
 	if err != nil {
