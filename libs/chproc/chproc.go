@@ -8,13 +8,11 @@
 package chproc
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,12 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/mcpgw/mcpgw/libs/proc"
 	"github.com/mcpgw/mcpgw/libs/secret"
 )
 
@@ -42,8 +39,6 @@ const (
 	defaultStartTimeout = 60 * time.Second
 	defaultStopTimeout  = 30 * time.Second
 	pollInterval        = 100 * time.Millisecond
-	maxPortAttempts     = 5
-	tailBytes           = 4096
 )
 
 // searchPaths are tried after $PATH: Debian installs the server under
@@ -83,14 +78,7 @@ type Process struct {
 	addr     string
 	password secret.Value
 	dir      string
-	cmd      *exec.Cmd
-	logger   *slog.Logger
-	stopWait time.Duration
-
-	done     chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	child    *proc.Process
 }
 
 // Start writes the configuration, starts clickhouse-server and returns once
@@ -133,77 +121,54 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
-		port := cfg.TCPPort
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return nil, err
-			}
-		}
-		p, err := start(ctx, bin, dir, port, cfg, logger)
-		if err == nil {
-			return p, nil
-		}
-		var inUse *portInUseError
-		if cfg.TCPPort == 0 && errors.As(err, &inUse) && attempt < maxPortAttempts {
-			logger.Info("port taken before the server bound it, retrying", "port", port)
-			continue
-		}
-		return nil, err
+	p, err := proc.TryPorts(cfg.TCPPort, func(port int) (*Process, error) {
+		return start(ctx, bin, dir, port, cfg, logger)
+	}, func(port int) {
+		logger.Info("port taken before the server bound it, retrying", "port", port)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chproc: %w", err)
 	}
+	return p, nil
 }
 
-// portInUseError reports that the server exited because its port was taken.
-type portInUseError struct{ err error }
-
-func (e *portInUseError) Error() string { return e.err.Error() }
-func (e *portInUseError) Unwrap() error { return e.err }
-
+// start makes one attempt on port. Its errors carry no package prefix.
 func start(ctx context.Context, bin, dir string, port int, cfg Config, logger *slog.Logger) (*Process, error) {
 	if err := writeConfig(dir, port, cfg.Password); err != nil {
 		return nil, err
 	}
-	out, err := os.OpenFile(filepath.Join(dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	child, err := proc.Start(proc.Spec{
+		Name: "clickhouse-server",
+		Path: bin,
+		Args: []string{"--config-file=" + filepath.Join(dir, "config.xml")},
+		// The server gets no inherited environment: nothing of the parent's
+		// (which may hold other services' secrets) reaches it.
+		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TZ=UTC"},
+		Dir:         dir,
+		LogFile:     filepath.Join(dir, "log", "stdout.log"),
+		StopTimeout: cfg.StopTimeout,
+		Logger:      logger,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("chproc: open output log: %w", err)
-	}
-	defer out.Close()
-
-	cmd := exec.Command(bin, "--config-file="+filepath.Join(dir, "config.xml"))
-	cmd.Dir = dir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	// The server gets no inherited environment: nothing of the parent's
-	// (which may hold other services' secrets) reaches it.
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TZ=UTC"}
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("chproc: start %s: %w", bin, err)
+		return nil, err
 	}
 	p := &Process{
 		addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		password: cfg.Password,
 		dir:      dir,
-		cmd:      cmd,
-		logger:   logger,
-		stopWait: cfg.StopTimeout,
-		done:     make(chan struct{}),
+		child:    child,
 	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	logger.Info("clickhouse-server started", "pid", cmd.Process.Pid, "addr", p.addr, "dir", dir)
+	logger.Info("clickhouse-server started", "pid", p.PID(), "addr", p.addr, "dir", dir)
 
 	if err := p.waitReady(ctx); err != nil {
-		_ = p.Stop()
+		_ = p.child.Stop()
 		tail := p.LogTail()
 		if strings.Contains(tail, "Address already in use") {
-			return nil, &portInUseError{err: fmt.Errorf("chproc: port %d in use: %w\n%s", port, err, tail)}
+			return nil, &proc.PortInUseError{Err: fmt.Errorf("port %d in use: %w\n%s", port, err, tail)}
 		}
-		return nil, fmt.Errorf("chproc: clickhouse-server on %s not ready: %w\n%s", p.addr, err, tail)
+		return nil, fmt.Errorf("clickhouse-server on %s not ready: %w\n%s", p.addr, err, tail)
 	}
-	logger.Info("clickhouse-server ready", "pid", cmd.Process.Pid, "addr", p.addr)
+	logger.Info("clickhouse-server ready", "pid", p.PID(), "addr", p.addr)
 	return p, nil
 }
 
@@ -216,8 +181,8 @@ func (p *Process) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("server exited: %v", p.waitErr)
+		case <-p.child.Done():
+			return fmt.Errorf("server exited: %v", p.child.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), lastErr)
 		case <-ticker.C:
@@ -250,24 +215,17 @@ func (p *Process) ping(ctx context.Context) error {
 func (p *Process) Addr() string { return p.addr }
 
 // PID returns the server's process ID.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.child.PID() }
 
 // Dir returns the absolute state directory.
 func (p *Process) Dir() string { return p.dir }
 
 // Done is closed when the server process has exited, for whatever reason.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.child.Done() }
 
 // Err returns how the process exited; it is meaningful only after Done is
 // closed.
-func (p *Process) Err() error {
-	select {
-	case <-p.done:
-		return p.waitErr
-	default:
-		return nil
-	}
-}
+func (p *Process) Err() error { return p.child.Err() }
 
 // Options returns fresh client options for the native protocol that connect
 // to database as user "default". The caller may change the copy it gets.
@@ -287,46 +245,17 @@ func (p *Process) Options(database string) *clickhouse.Options {
 // LogTail returns the last few kilobytes of the server's output and error
 // logs, for error messages. The logs hold no password.
 func (p *Process) LogTail() string {
-	var b strings.Builder
-	for _, name := range []string{"stdout.log", "error.log"} {
-		path := filepath.Join(p.dir, "log", name)
-		data, err := tailFile(path, tailBytes)
-		if err != nil || len(bytes.TrimSpace(data)) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", path, data)
-	}
-	return b.String()
+	return proc.TailLogs(filepath.Join(p.dir, "log", "stdout.log"), filepath.Join(p.dir, "log", "error.log"))
 }
 
 // Stop sends SIGTERM to the server it started (by PID), waits for it to
 // exit, and sends SIGKILL if it has not exited within the stop timeout. It
 // is idempotent and returns nil when the process ended because of the stop.
 func (p *Process) Stop() error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.stopErr = fmt.Errorf("chproc: signal pid %d: %w", p.PID(), err)
-		}
-		timer := time.NewTimer(p.stopWait)
-		defer timer.Stop()
-		select {
-		case <-p.done:
-		case <-timer.C:
-			p.logger.Warn("clickhouse-server did not stop in time, killing", "pid", p.PID())
-			if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				p.stopErr = fmt.Errorf("chproc: kill pid %d: %w", p.PID(), err)
-				return
-			}
-			<-p.done
-		}
-		p.logger.Info("clickhouse-server stopped", "pid", p.PID())
-	})
-	return p.stopErr
+	if err := p.child.Stop(); err != nil {
+		return fmt.Errorf("chproc: %w", err)
+	}
+	return nil
 }
 
 func findBinary(bin string) (string, error) {
@@ -345,33 +274,6 @@ func findBinary(bin string) (string, error) {
 		}
 	}
 	return "", ErrNotInstalled
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("chproc: find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tailFile(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max(info.Size()-n, 0)
-	buf := make([]byte, info.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf, nil
 }
 
 // passwordHash returns the hex SHA-256 of the password, the form

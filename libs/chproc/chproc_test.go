@@ -1,12 +1,9 @@
 package chproc_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,6 +15,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/mcpgw/mcpgw/libs/chproc"
+	"github.com/mcpgw/mcpgw/libs/proc"
+	"github.com/mcpgw/mcpgw/libs/proc/proctest"
 	"github.com/mcpgw/mcpgw/libs/secret"
 )
 
@@ -68,17 +67,7 @@ func TestStartRestartKeepsData(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	_ = conn.Close()
-	if err := p.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	select {
-	case <-p.Done():
-	default:
-		t.Fatal("Done not closed after Stop")
-	}
-	if err := p.Stop(); err != nil {
-		t.Errorf("second stop: %v", err)
-	}
+	proctest.StopTwice(t, p)
 
 	p2 := start(t, cfg)
 	conn2, err := clickhouse.Open(p2.Options("kept"))
@@ -159,19 +148,17 @@ func TestListensOnlyOnLoopbackTCPPort(t *testing.T) {
 		t.Fatalf("this test reads /proc and needs linux, not %s", runtime.GOOS)
 	}
 	p := start(t, chproc.Config{Dir: t.TempDir(), Password: secret.New([]byte("pw"))})
-	listeners := listeningSockets(t, p.PID())
+	listeners := proctest.ListeningSockets(t, p.PID())
 	if len(listeners) != 1 || listeners[0] != p.Addr() {
 		t.Errorf("server listens on %v, want only [%s]", listeners, p.Addr())
 	}
 }
 
 func TestFixedPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
 	p := start(t, chproc.Config{Dir: t.TempDir(), Password: secret.New([]byte("pw")), TCPPort: port})
 	if want := "127.0.0.1:" + strconv.Itoa(port); p.Addr() != want {
 		t.Errorf("Addr = %q, want %q", p.Addr(), want)
@@ -196,73 +183,10 @@ func TestStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := chproc.Start(context.Background(), tt.cfg)
-			if err == nil {
-				_ = p.Stop()
-				t.Fatal("Start succeeded, want an error")
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("error %v, want %v", err, tt.is)
-			}
+			proctest.StartFailed(t, p, err, tt.is)
 			if tt.is == chproc.ErrNotInstalled && !strings.Contains(err.Error(), "make deps") {
 				t.Errorf("error %q does not say how to install", err)
 			}
 		})
 	}
-}
-
-// listeningSockets returns the TCP addresses the process pid listens on,
-// from /proc.
-func listeningSockets(t *testing.T, pid int) []string {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatalf("read fds: %v", err)
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(link, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
-		}
-	}
-	var addrs []string
-	for _, table := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			t.Fatalf("open %s table: %v", table, err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] {
-				continue
-			}
-			addrs = append(addrs, decodeAddr(t, fields[1]))
-		}
-		_ = f.Close()
-	}
-	return addrs
-}
-
-// decodeAddr turns /proc/net/tcp's "0100007F:1F90" into "127.0.0.1:8080".
-func decodeAddr(t *testing.T, s string) string {
-	t.Helper()
-	host, port, ok := strings.Cut(s, ":")
-	if !ok {
-		t.Fatalf("bad address %q", s)
-	}
-	raw, err := hex.DecodeString(host)
-	if err != nil {
-		t.Fatalf("bad address %q: %v", s, err)
-	}
-	// Each 32-bit word is in host (little-endian) order.
-	for i := 0; i+4 <= len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	p, err := strconv.ParseUint(port, 16, 16)
-	if err != nil {
-		t.Fatalf("bad port %q: %v", s, err)
-	}
-	return net.JoinHostPort(net.IP(raw).String(), strconv.FormatUint(p, 10))
 }

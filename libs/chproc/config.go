@@ -91,7 +91,7 @@ func writeConfig(dir string, port int, password secret.Value) error {
 	for _, tmpl := range []*template.Template{serverTemplate, usersTemplate} {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, data); err != nil {
-			return fmt.Errorf("chproc: render %s: %w", tmpl.Name(), err)
+			return fmt.Errorf("render %s: %w", tmpl.Name(), err)
 		}
 		if err := writeFile0600(filepath.Join(dir, tmpl.Name()), buf.Bytes()); err != nil {
 			return err
@@ -103,23 +103,23 @@ func writeConfig(dir string, port int, password secret.Value) error {
 func writeFile0600(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("chproc: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("chproc: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
-		return fmt.Errorf("chproc: chmod %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("chmod %s: %w", filepath.Base(path), err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("chproc: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("chproc: write %s: %w", filepath.Base(path), err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

@@ -9,20 +9,15 @@
 package spicedbproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/authzed/authzed-go/v1"
@@ -30,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/mcpgw/mcpgw/libs/proc"
 	"github.com/mcpgw/mcpgw/libs/secret"
 )
 
@@ -64,8 +60,6 @@ const (
 	defaultStartTimeout = 60 * time.Second
 	defaultStopTimeout  = 15 * time.Second
 	pollInterval        = 100 * time.Millisecond
-	maxPortAttempts     = 5
-	tailBytes           = 4096
 	logName             = "spicedb.log"
 )
 
@@ -101,17 +95,9 @@ type Config struct {
 
 // Process is a running spicedb. Its methods are safe for concurrent use.
 type Process struct {
-	addr     string
-	key      secret.Value
-	dir      string
-	cmd      *exec.Cmd
-	logger   *slog.Logger
-	stopWait time.Duration
-
-	done     chan struct{}
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	addr  string
+	key   secret.Value
+	child *proc.Process
 }
 
 // Start starts spicedb and returns once its gRPC health service reports
@@ -156,31 +142,16 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
-		port := cfg.GRPCPort
-		if port == 0 {
-			if port, err = freePort(); err != nil {
-				return nil, err
-			}
-		}
-		p, err := start(ctx, dir, port, cfg, logger)
-		if err == nil {
-			return p, nil
-		}
-		var inUse *portInUseError
-		if cfg.GRPCPort == 0 && errors.As(err, &inUse) && attempt < maxPortAttempts {
-			logger.Info("port taken before spicedb bound it, retrying", "port", port)
-			continue
-		}
-		return nil, err
+	p, err := proc.TryPorts(cfg.GRPCPort, func(port int) (*Process, error) {
+		return start(ctx, dir, port, cfg, logger)
+	}, func(port int) {
+		logger.Info("port taken before spicedb bound it, retrying", "port", port)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spicedbproc: %w", err)
 	}
+	return p, nil
 }
-
-// portInUseError reports that spicedb exited because its port was taken.
-type portInUseError struct{ err error }
-
-func (e *portInUseError) Error() string { return e.err.Error() }
-func (e *portInUseError) Unwrap() error { return e.err }
 
 // args returns the command line. It holds no secret.
 func args(mode Mode, addr string) []string {
@@ -210,54 +181,42 @@ func args(mode Mode, addr string) []string {
 	}
 }
 
+// start makes one attempt on port. Its errors carry no package prefix.
 func start(ctx context.Context, dir string, port int, cfg Config, logger *slog.Logger) (*Process, error) {
-	out, err := os.OpenFile(filepath.Join(dir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("spicedbproc: open output log: %w", err)
-	}
-	defer out.Close()
-
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(cfg.Binary, args(cfg.Mode, addr)...)
-	cmd.Dir = dir
-	cmd.Stdout = out
-	cmd.Stderr = out
 	// Nothing of the parent's environment is inherited: neither its secrets
 	// nor SPICEDB_* settings that would change how spicedb runs.
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir}
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + dir}
 	if cfg.Mode == Memory {
 		key := cfg.PresharedKey.Reveal()
-		cmd.Env = append(cmd.Env, "SPICEDB_GRPC_PRESHARED_KEY="+string(key))
+		env = append(env, "SPICEDB_GRPC_PRESHARED_KEY="+string(key))
 		clear(key)
 	}
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("spicedbproc: start %s: %w", cfg.Binary, err)
+	child, err := proc.Start(proc.Spec{
+		Name:        "spicedb",
+		Path:        cfg.Binary,
+		Args:        args(cfg.Mode, addr),
+		Env:         env,
+		Dir:         dir,
+		LogFile:     filepath.Join(dir, logName),
+		StopTimeout: cfg.StopTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, err
 	}
-	p := &Process{
-		addr:     addr,
-		key:      cfg.PresharedKey,
-		dir:      dir,
-		cmd:      cmd,
-		logger:   logger,
-		stopWait: cfg.StopTimeout,
-		done:     make(chan struct{}),
-	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	logger.Info("spicedb started", "pid", cmd.Process.Pid, "addr", addr, "mode", cfg.Mode.String())
+	p := &Process{addr: addr, key: cfg.PresharedKey, child: child}
+	logger.Info("spicedb started", "pid", p.PID(), "addr", addr, "mode", cfg.Mode.String())
 
 	if err := p.waitReady(ctx); err != nil {
-		_ = p.Stop()
+		_ = p.child.Stop()
 		tail := p.LogTail()
 		if strings.Contains(tail, "address already in use") {
-			return nil, &portInUseError{err: fmt.Errorf("spicedbproc: port %d in use: %w\n%s", port, err, tail)}
+			return nil, &proc.PortInUseError{Err: fmt.Errorf("port %d in use: %w\n%s", port, err, tail)}
 		}
-		return nil, fmt.Errorf("spicedbproc: spicedb on %s not ready: %w\n%s", addr, err, tail)
+		return nil, fmt.Errorf("spicedb on %s not ready: %w\n%s", addr, err, tail)
 	}
-	logger.Info("spicedb ready", "pid", cmd.Process.Pid, "addr", addr)
+	logger.Info("spicedb ready", "pid", p.PID(), "addr", addr)
 	return p, nil
 }
 
@@ -277,8 +236,8 @@ func (p *Process) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("spicedb exited: %v", p.waitErr)
+		case <-p.child.Done():
+			return fmt.Errorf("spicedb exited: %v", p.child.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), lastErr)
 		case <-ticker.C:
@@ -303,21 +262,14 @@ func check(ctx context.Context, health healthpb.HealthClient) error {
 func (p *Process) Addr() string { return p.addr }
 
 // PID returns spicedb's process ID.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.child.PID() }
 
 // Done is closed when the process has exited, for whatever reason.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.child.Done() }
 
 // Err returns how the process exited; it is meaningful only after Done is
 // closed.
-func (p *Process) Err() error {
-	select {
-	case <-p.done:
-		return p.waitErr
-	default:
-		return nil
-	}
-}
+func (p *Process) Err() error { return p.child.Err() }
 
 // DialOptions returns the gRPC dial options for this loopback server:
 // plaintext transport and the preshared key as bearer token.
@@ -352,68 +304,14 @@ func (p *Process) Client() (*authzed.Client, error) {
 
 // LogTail returns the last few kilobytes of spicedb's output, for error
 // messages. The output holds no key.
-func (p *Process) LogTail() string {
-	path := filepath.Join(p.dir, logName)
-	data, err := tailFile(path, tailBytes)
-	if err != nil || len(bytes.TrimSpace(data)) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("--- %s (tail) ---\n%s\n", path, data)
-}
+func (p *Process) LogTail() string { return p.child.LogTail() }
 
 // Stop sends SIGTERM to the spicedb it started (by PID), waits for it to
 // exit, and sends SIGKILL if it has not exited within the stop timeout. It
 // is idempotent.
 func (p *Process) Stop() error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.stopErr = fmt.Errorf("spicedbproc: signal pid %d: %w", p.PID(), err)
-		}
-		timer := time.NewTimer(p.stopWait)
-		defer timer.Stop()
-		select {
-		case <-p.done:
-		case <-timer.C:
-			p.logger.Warn("spicedb did not stop in time, killing", "pid", p.PID())
-			if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				p.stopErr = fmt.Errorf("spicedbproc: kill pid %d: %w", p.PID(), err)
-				return
-			}
-			<-p.done
-		}
-		p.logger.Info("spicedb stopped", "pid", p.PID())
-	})
-	return p.stopErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("spicedbproc: find free port: %w", err)
+	if err := p.child.Stop(); err != nil {
+		return fmt.Errorf("spicedbproc: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tailFile(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	off := max(info.Size()-n, 0)
-	buf := make([]byte, info.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf, nil
+	return nil
 }

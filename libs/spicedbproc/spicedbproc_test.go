@@ -1,12 +1,9 @@
 package spicedbproc_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcpgw/mcpgw/libs/proc"
+	"github.com/mcpgw/mcpgw/libs/proc/proctest"
 	"github.com/mcpgw/mcpgw/libs/secret"
 	"github.com/mcpgw/mcpgw/libs/spicedbproc"
 )
@@ -143,7 +142,7 @@ func TestListensOnlyOnGRPCPort(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			_, key := newKey()
 			p := start(t, spicedbproc.Config{Binary: binary(t), Dir: t.TempDir(), Mode: mode, PresharedKey: key})
-			got := listeningSockets(t, p.PID())
+			got := proctest.ListeningSockets(t, p.PID())
 			if len(got) != 1 || got[0] != p.Addr() {
 				t.Errorf("spicedb listens on %v, want only [%s]", got, p.Addr())
 			}
@@ -156,28 +155,16 @@ func TestListensOnlyOnGRPCPort(t *testing.T) {
 }
 
 func TestFixedPortAndStop(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
 	_, key := newKey()
 	p := start(t, spicedbproc.Config{Binary: binary(t), Dir: t.TempDir(), Mode: spicedbproc.Testing, PresharedKey: key, GRPCPort: port})
 	if want := "127.0.0.1:" + strconv.Itoa(port); p.Addr() != want {
 		t.Errorf("Addr = %q, want %q", p.Addr(), want)
 	}
-	if err := p.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	select {
-	case <-p.Done():
-	default:
-		t.Fatal("Done not closed after Stop")
-	}
-	if err := p.Stop(); err != nil {
-		t.Errorf("second stop: %v", err)
-	}
+	proctest.StopTwice(t, p)
 }
 
 func TestStartErrors(t *testing.T) {
@@ -202,13 +189,7 @@ func TestStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := spicedbproc.Start(context.Background(), tt.cfg)
-			if err == nil {
-				_ = p.Stop()
-				t.Fatal("Start succeeded, want an error")
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("error %v, want %v", err, tt.is)
-			}
+			proctest.StartFailed(t, p, err, tt.is)
 			if tt.is == spicedbproc.ErrNotInstalled && !strings.Contains(err.Error(), "make deps") {
 				t.Errorf("error %q does not say how to install", err)
 			}
@@ -224,59 +205,3 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 
 func (bearer) RequireTransportSecurity() bool { return false }
-
-// listeningSockets returns the TCP addresses the process pid listens on,
-// from /proc.
-func listeningSockets(t *testing.T, pid int) []string {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatalf("read fds: %v", err)
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(link, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
-		}
-	}
-	var addrs []string
-	for _, table := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			t.Fatalf("open %s table: %v", table, err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] {
-				continue
-			}
-			addrs = append(addrs, decodeAddr(t, fields[1]))
-		}
-		_ = f.Close()
-	}
-	return addrs
-}
-
-// decodeAddr turns /proc/net/tcp's "0100007F:1F90" into "127.0.0.1:8080".
-func decodeAddr(t *testing.T, s string) string {
-	t.Helper()
-	host, port, ok := strings.Cut(s, ":")
-	if !ok {
-		t.Fatalf("bad address %q", s)
-	}
-	raw, err := hex.DecodeString(host)
-	if err != nil {
-		t.Fatalf("bad address %q: %v", s, err)
-	}
-	for i := 0; i+4 <= len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	p, err := strconv.ParseUint(port, 16, 16)
-	if err != nil {
-		t.Fatalf("bad port %q: %v", s, err)
-	}
-	return net.JoinHostPort(net.IP(raw).String(), strconv.FormatUint(p, 10))
-}

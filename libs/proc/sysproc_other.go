@@ -1,9 +1,9 @@
 //go:build !linux
 
-package spicedbproc
+package proc
 
 import "syscall"
 
-// sysProcAttr returns nil: only Linux can tie the process's life to its
+// sysProcAttr returns nil: only Linux can tie the child's life to its
 // parent's.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
