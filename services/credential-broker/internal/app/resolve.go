@@ -234,11 +234,16 @@ func (a *App) auditMeta(ctx context.Context, c *commonv1.Context, req *rpcv1.Res
 	}
 }
 
-// call is the audit Call block of a resolve request.
+// call is the audit Call block of a resolve request. The gate is "broker"
+// only when the broker refused.
 func (a *App) call(req *rpcv1.ResolveRequest, status, reason string) *auditv1.Call {
+	gate := "broker"
+	if status == StatusResolved {
+		gate = ""
+	}
 	return &auditv1.Call{
 		Tool: trim(req.GetTool()), SourceId: trim(req.GetSourceId()), BindingIds: validIDs(req.GetBindingIds()),
-		Gate: "broker", Reason: trim(reason), CredentialStatus: status, UpstreamHost: trim(req.GetHost()),
+		Gate: gate, Reason: trim(reason), CredentialStatus: status, UpstreamHost: trim(req.GetHost()),
 	}
 }
 

@@ -112,7 +112,7 @@ func TestBroker(t *testing.T) {
 		}
 		ev := h.lastAudit(t, tenantA, bus.KindCredentialResolved)
 		res := ev.Msg.(*auditv1.CredentialResolved)
-		if res.GetMeta().GetRequestId() != r.requestID || res.GetCall().GetCredentialStatus() != "resolved" ||
+		if res.GetMeta().GetRequestId() != r.requestID || res.GetCall().GetCredentialStatus() != "resolved" || res.GetCall().GetGate() != "" ||
 			res.GetCall().GetTool() != "list_repos" || res.GetCall().GetSourceId() != source ||
 			strings.Join(res.GetCall().GetBindingIds(), ",") != bnd || res.GetPrincipal().GetUser() != "bob" ||
 			res.GetPrincipal().GetAgent() != "agent-1" {
