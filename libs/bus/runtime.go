@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -110,8 +111,21 @@ func (rt *Runtime) NewProjection(filters ...string) (*Projection, error) {
 	return NewProjection(ProjectionConfig{JetStream: rt.JetStream, Verifier: rt.Verifier, Logger: rt.Logger, Filters: filters})
 }
 
-// Close stops serving and closes the connection after draining it.
+// Close stops serving, drains the connection (in-flight requests finish)
+// and returns once it is closed, or after a bound of 5 s: when Close
+// returns, the service answers nothing more.
 func (rt *Runtime) Close() {
 	rt.Server.Close()
-	_ = rt.Conn.Drain()
+	if err := rt.Conn.Drain(); err != nil {
+		rt.Conn.Close()
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !rt.Conn.IsClosed() {
+		if time.Now().After(deadline) {
+			rt.Conn.Close()
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling a state nats.go exposes no channel for
+	}
 }
