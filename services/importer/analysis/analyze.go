@@ -72,10 +72,17 @@ func Analyze(doc []byte, opts Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if src.format != FormatOpenAPI30 && src.format != FormatOpenAPI31 {
+	var loaded *openapi3.T
+	switch src.format {
+	case FormatOpenAPI30, FormatOpenAPI31:
+		loaded, err = load(src)
+	case FormatSwagger2:
+		loaded, err = loadSwagger2(src)
+	case FormatPostman20, FormatPostman21:
+		return analyzePostman(src, opts)
+	default:
 		return nil, &UnsupportedFormatError{Format: src.format}
 	}
-	loaded, err := load(src)
 	if err != nil {
 		return nil, err
 	}
