@@ -257,10 +257,17 @@ func PermissionsFor(s Service) Permissions {
 	// consume where the service reads.
 	add(&p.PublishAllow,
 		"$JS.API.INFO",
-		"$JS.API.STREAM.INFO.*",
-		"$JS.API.STREAM.MSG.GET.*",
-		"$JS.API.DIRECT.GET.*", "$JS.API.DIRECT.GET.*.>",
+		"$JS.API.STREAM.INFO."+StreamControl,
+		"$JS.API.STREAM.INFO."+StreamAudit,
 	)
+	// A publisher reads back the stored message of a "duplicate"
+	// acknowledgement, on the streams it appends to.
+	if publishesControl(s) {
+		add(&p.PublishAllow, "$JS.API.STREAM.MSG.GET."+StreamControl)
+	}
+	if publishesAudit(s) {
+		add(&p.PublishAllow, "$JS.API.STREAM.MSG.GET."+StreamAudit)
+	}
 	if readsControl[s] {
 		add(&p.PublishAllow,
 			"$JS.API.CONSUMER.CREATE."+StreamControl+".>",
@@ -304,6 +311,24 @@ func PermissionsFor(s Service) Permissions {
 	sort.Strings(p.PublishAllow)
 	p.PublishAllow = dedupe(p.PublishAllow)
 	return p
+}
+
+func publishesControl(s Service) bool {
+	for _, owner := range aggregateOwners {
+		if owner == s {
+			return true
+		}
+	}
+	return false
+}
+
+func publishesAudit(s Service) bool {
+	for _, k := range auditKinds {
+		if k.Owner == s {
+			return true
+		}
+	}
+	return false
 }
 
 func dedupe(s []string) []string {
