@@ -168,6 +168,7 @@ var (
 	BrokerResolve      = Verb{Broker, "resolve", []Service{Adapter}}
 	BrokerPutSecret    = Verb{Broker, "put_secret", []Service{Edge}}
 	BrokerCreate       = Verb{Broker, "create_binding", []Service{Edge}}
+	BrokerSlots        = Verb{Broker, "slots", []Service{Edge}}
 	ImporterImport     = Verb{Importer, "import", []Service{Edge}}
 	AuditQuery         = Verb{Audit, "query", []Service{Edge}}
 )
@@ -177,7 +178,7 @@ func Verbs() []Verb {
 	return []Verb{
 		PolicyAuthenticate, PolicyAuthorize, PolicyVisible, PolicyCheck, PolicyApprove,
 		PolicySelect, PolicyGrant, PolicyRevokeGrant, PolicyIssueKey, PolicyRevokeKey,
-		AdapterInvoke, AdapterExplain, BrokerResolve, BrokerPutSecret, BrokerCreate,
+		AdapterInvoke, AdapterExplain, BrokerResolve, BrokerPutSecret, BrokerCreate, BrokerSlots,
 		ImporterImport, AuditQuery,
 	}
 }

@@ -399,6 +399,24 @@ func (c *Catalog) BindingsFor(tenantID, sourceID, scheme, environment string) []
 	return out
 }
 
+// BindingsOf returns the active bindings of a tenant that serve scheme of
+// source, in every environment, sorted by ID.
+func (c *Catalog) BindingsOf(tenantID, sourceID, scheme string) []Binding {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := c.tenants[tenantID]
+	if t == nil {
+		return nil
+	}
+	var out []Binding
+	for _, id := range sortedKeys(t.bindings) {
+		if b := t.bindings[id]; !b.Disabled && b.SourceID == sourceID && b.Scheme == scheme {
+			out = append(out, *b)
+		}
+	}
+	return out
+}
+
 // Grants returns the active grants of a tenant, sorted by ID.
 func (c *Catalog) Grants(tenantID string) []Grant {
 	c.mu.RLock()

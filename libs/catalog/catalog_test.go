@@ -122,6 +122,9 @@ func TestBindingsGrantsKeys(t *testing.T) {
 	if b := c.BindingsFor("demo", "src_1", "ApiKeyAuth", "prod"); len(b) != 0 {
 		t.Fatalf("bindings prod: %+v", b)
 	}
+	if b := c.BindingsOf("demo", "src_1", "ApiKeyAuth"); len(b) != 1 || b[0].ID != "bnd_1" {
+		t.Fatalf("bindings of the scheme in every environment: %+v", b)
+	}
 	if g := c.Grants("demo"); len(g) != 1 || g[0].ID != "g1" {
 		t.Fatalf("grants %+v", g)
 	}

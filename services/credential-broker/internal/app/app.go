@@ -78,10 +78,12 @@ type Config struct {
 	Strategies *strategy.Set
 	// SealKey is the broker's HPKE private key, to which operators' clients
 	// seal secrets.
-	SealKey     *seal.PrivateKey
-	Publisher   Publisher
-	Projection  Projection
-	Bindings    Bindings
+	SealKey    *seal.PrivateKey
+	Publisher  Publisher
+	Projection Projection
+	Bindings   Bindings
+	// Sources gives the slots of a source (usually the same catalog).
+	Sources     Sources
 	ControlHead ControlHead
 	// Logger defaults to slog.Default(); the App adds component=app.
 	Logger *slog.Logger
@@ -106,8 +108,8 @@ func New(cfg Config) (*App, error) {
 		return nil, errors.New("app: Strategies are required")
 	case cfg.SealKey == nil:
 		return nil, errors.New("app: SealKey is required")
-	case cfg.Publisher == nil || cfg.Projection == nil || cfg.Bindings == nil || cfg.ControlHead == nil:
-		return nil, errors.New("app: Publisher, Projection, Bindings and ControlHead are required")
+	case cfg.Publisher == nil || cfg.Projection == nil || cfg.Bindings == nil || cfg.Sources == nil || cfg.ControlHead == nil:
+		return nil, errors.New("app: Publisher, Projection, Bindings, Sources and ControlHead are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

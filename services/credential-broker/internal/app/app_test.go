@@ -109,6 +109,7 @@ func (b *bindings) head(context.Context) (uint64, error) {
 
 type fixture struct {
 	app   *app.App
+	cat   *catalog.Catalog
 	pub   *publisher
 	proj  *projection
 	binds *bindings
@@ -131,9 +132,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{pub: &publisher{}, proj: &projection{}, binds: &bindings{known: map[string]catalog.Binding{}, pending: map[string]catalog.Binding{}}, store: st, key: key}
+	f := &fixture{pub: &publisher{}, proj: &projection{}, binds: &bindings{known: map[string]catalog.Binding{}, pending: map[string]catalog.Binding{}}, store: st, key: key, cat: catalog.New()}
 	f.app, err = app.New(app.Config{Store: st, Secrets: st, Strategies: set, SealKey: key, Publisher: f.pub,
-		Projection: f.proj, Bindings: f.binds, ControlHead: f.binds.head, RefreshTimeout: time.Second, AuditTimeout: time.Second})
+		Projection: f.proj, Bindings: f.binds, Sources: f.cat, ControlHead: f.binds.head, RefreshTimeout: time.Second, AuditTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

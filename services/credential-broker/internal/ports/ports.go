@@ -1,5 +1,6 @@
-// Package ports holds the broker's NATS handlers: rpc.broker.put_secret and
-// rpc.broker.create_binding (operator commands, from the edge) and
+// Package ports holds the broker's NATS handlers: rpc.broker.put_secret,
+// rpc.broker.create_binding and rpc.broker.slots (operator commands, from
+// the edge) and
 // rpc.broker.resolve (from the adapter). Each handler decodes the request,
 // authorizes it — policy's signed authorization of exactly this command, or
 // policy's signed context of the call — calls the app, and maps any error
@@ -68,6 +69,7 @@ func (h *Handlers) Register(s Server) error {
 		{bus.BrokerPutSecret, h.PutSecret},
 		{bus.BrokerCreate, h.CreateBinding},
 		{bus.BrokerResolve, h.Resolve},
+		{bus.BrokerSlots, h.Slots},
 	} {
 		if err := s.Handle(r.verb, r.h); err != nil {
 			return err
@@ -114,6 +116,23 @@ func (h *Handlers) CreateBinding(ctx context.Context, req *bus.Request) (proto.M
 		return commandError(err), nil
 	}
 	return &rpcv1.CommandReply{Id: res.ID, Version: res.Version}, nil
+}
+
+// Slots serves rpc.broker.slots: decode a ListSlots, verify its
+// authorization, list the source's binding slots.
+func (h *Handlers) Slots(ctx context.Context, req *bus.Request) (proto.Message, error) {
+	var cmd rpcv1.ListSlots
+	if err := proto.Unmarshal(req.Data, &cmd); err != nil {
+		return &rpcv1.ListSlotsReply{Error: replyError(errcode.Wrap(errcode.InvalidArgument, "undecodable ListSlots", err))}, nil
+	}
+	if _, err := h.authorize(&cmd, cmd.GetTenant()); err != nil {
+		return &rpcv1.ListSlotsReply{Error: replyError(err)}, nil
+	}
+	out, err := h.app.Slots(ctx, cmd.GetTenant(), cmd.GetSourceId())
+	if err != nil {
+		return &rpcv1.ListSlotsReply{Error: replyError(err)}, nil
+	}
+	return out, nil
 }
 
 // Resolve serves rpc.broker.resolve: only the adapter may ask (the bus

@@ -201,7 +201,7 @@ func build(cfg Config, deps Deps) (*Service, error) {
 	}
 	a, err := app.New(app.Config{
 		Store: backend, Secrets: cache, Strategies: strategies, SealKey: sealKey,
-		Publisher: rt.Publisher, Projection: proj, Bindings: cat,
+		Publisher: rt.Publisher, Projection: proj, Bindings: cat, Sources: cat,
 		ControlHead: controlHead(rt), Logger: log,
 	})
 	if err != nil {

@@ -127,6 +127,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+t+"/agents/{agent}/keys", a.route(true, a.issueKey))
 	mux.Handle("DELETE "+t+"/agents/{agent}/keys/{key}", a.route(true, a.revokeKey))
 	mux.Handle("GET "+t+"/audit", a.route(true, a.audit))
+	mux.Handle("GET "+t+"/sources/{id}/slots", a.route(true, a.slots))
 	mux.Handle("GET /api/v1/keys", a.route(false, a.sealingKeys))
 	mux.Handle("/api/v1/", a.route(false, func(http.ResponseWriter, *http.Request, *call) error {
 		return errcode.New(errcode.NotFound, "no such endpoint")

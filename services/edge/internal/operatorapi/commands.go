@@ -427,6 +427,34 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
+// slots answers GET /api/v1/tenants/{t}/sources/{id}/slots with the
+// protobuf JSON form of mcpgw.rpc.v1.ListSlotsReply (proto field names):
+// the binding slots of the source's approved (or latest) version.
+func (a *API) slots(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	if err := bus.CheckToken("source ID", id); err != nil {
+		return err
+	}
+	cmd := &rpcv1.ListSlots{Tenant: c.tenant, SourceId: id}
+	if err := a.authorize(r.Context(), c, cmd); err != nil {
+		return err
+	}
+	var reply rpcv1.ListSlotsReply
+	if err := a.send(r.Context(), c, bus.BrokerSlots, cmd, &reply, a.timeout); err != nil {
+		return err
+	}
+	if err := ingress.ReplyError(reply.GetError()); err != nil {
+		return err
+	}
+	reply.Error = nil
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&reply)
+	if err != nil {
+		return errcode.Wrap(errcode.Internal, "encode slots", err)
+	}
+	ingress.WriteJSON(w, http.StatusOK, json.RawMessage(b))
+	return nil
+}
+
 // SealingKey is one service's public HPKE key as the CLI pins it.
 type SealingKey struct {
 	Key         string `json:"key"`

@@ -164,6 +164,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	h.serve(bus.Broker, []route{
 		{bus.BrokerPutSecret, h.commandHandler(func() proto.Message { return &rpcv1.PutSecret{} }, "local:tenant-a/stripe")},
 		{bus.BrokerCreate, h.commandHandler(func() proto.Message { return &rpcv1.CreateBinding{} }, "bnd_0001")},
+		{bus.BrokerSlots, h.slots},
 	})
 	h.serve(bus.Audit, []route{{bus.AuditQuery, h.auditQuery}})
 
@@ -502,6 +503,18 @@ func (h *harness) auditQuery(_ context.Context, req *bus.Request) (proto.Message
 		return &rpcv1.QueryAuditReply{Error: &rpcv1.Error{Code: string(errcode.PermissionDenied), Message: "command refused"}}, nil
 	}
 	return &rpcv1.QueryAuditReply{Rows: []*rpcv1.AuditRow{{EventId: "evt_1", Tenant: msg.GetTenant(), Kind: "credential_used", RequestId: msg.GetRequestId(), Time: timestamppb.Now()}}}, nil
+}
+
+func (h *harness) slots(_ context.Context, req *bus.Request) (proto.Message, error) {
+	var msg rpcv1.ListSlots
+	if err := h.verifyCommand(req, &msg); err != nil {
+		return &rpcv1.ListSlotsReply{Error: &rpcv1.Error{Code: string(errcode.PermissionDenied), Message: "command refused"}}, nil
+	}
+	if msg.GetSourceId() != "src-ok" {
+		return &rpcv1.ListSlotsReply{Error: &rpcv1.Error{Code: string(errcode.NotFound), Message: "source not found"}}, nil
+	}
+	return &rpcv1.ListSlotsReply{Version: 1, Approved: true, Slots: []*rpcv1.Slot{{Scheme: "ApiKeyAuth", Kind: "apiKey", In: "header", Param: "X-API-Key",
+		Tools: []string{"send_message"}, Strategy: "api_key", Bindings: []*rpcv1.SlotBinding{{BindingId: "bnd_0001", Environment: "dev"}}}}}, nil
 }
 
 // --- helpers ---

@@ -153,6 +153,18 @@ func TestOperatorAPI(t *testing.T) {
 			t.Fatalf("command %v", cmd)
 		}
 	})
+	t.Run("binding slots", func(t *testing.T) {
+		code, _, b := h.do("GET", "/api/v1/tenants/tenant-a/sources/src-ok/slots", admin, nil, nil)
+		if code != http.StatusOK || !strings.Contains(string(b), `"scheme":"ApiKeyAuth"`) || !strings.Contains(string(b), `"binding_id":"bnd_0001"`) {
+			t.Fatalf("status %d: %s", code, b)
+		}
+		if cmd := h.lastCommand(t, "mcpgw.rpc.v1.ListSlots").msg.(*rpcv1.ListSlots); cmd.GetSourceId() != "src-ok" || cmd.GetTenant() != "tenant-a" {
+			t.Fatalf("command %v", cmd)
+		}
+		if code, _, b := h.do("GET", "/api/v1/tenants/tenant-a/sources/src-nope/slots", admin, nil, nil); code != http.StatusNotFound {
+			t.Fatalf("unknown source: %d %s", code, b)
+		}
+	})
 	t.Run("sealing keys", func(t *testing.T) {
 		code, _, b := h.do("GET", "/api/v1/keys", admin, nil, nil)
 		var res map[string]struct{ Key, Fingerprint string }

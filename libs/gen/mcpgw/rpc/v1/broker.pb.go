@@ -490,6 +490,322 @@ func (x *CreateBinding) GetScheme() string {
 	return ""
 }
 
+// ListSlots (rpc.broker.slots) lists the binding slots of a source: one per
+// upstream auth scheme its tools require, with the bindings that fill it.
+// It changes nothing; like every operator request it carries policy's
+// authorization.
+type ListSlots struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Authorization *v1.SignedAuthorization `protobuf:"bytes,1,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	Tenant        string                  `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	SourceId      string                  `protobuf:"bytes,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSlots) Reset() {
+	*x = ListSlots{}
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSlots) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSlots) ProtoMessage() {}
+
+func (x *ListSlots) ProtoReflect() protoreflect.Message {
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSlots.ProtoReflect.Descriptor instead.
+func (*ListSlots) Descriptor() ([]byte, []int) {
+	return file_mcpgw_rpc_v1_broker_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListSlots) GetAuthorization() *v1.SignedAuthorization {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
+func (x *ListSlots) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListSlots) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// SlotBinding is an active binding that fills a slot.
+type SlotBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	BindingId     string                 `protobuf:"bytes,1,opt,name=binding_id,json=bindingId,proto3" json:"binding_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Environment   string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	Hosts         []string               `protobuf:"bytes,4,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotBinding) Reset() {
+	*x = SlotBinding{}
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotBinding) ProtoMessage() {}
+
+func (x *SlotBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotBinding.ProtoReflect.Descriptor instead.
+func (*SlotBinding) Descriptor() ([]byte, []int) {
+	return file_mcpgw_rpc_v1_broker_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SlotBinding) GetBindingId() string {
+	if x != nil {
+		return x.BindingId
+	}
+	return ""
+}
+
+func (x *SlotBinding) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SlotBinding) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *SlotBinding) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+// Slot is one auth scheme a source's tools need bound before they can run.
+type Slot struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Scheme string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The detected kind (apiKey, http-bearer, …).
+	Kind     string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	In       string `protobuf:"bytes,3,opt,name=in,proto3" json:"in,omitempty"`
+	Param    string `protobuf:"bytes,4,opt,name=param,proto3" json:"param,omitempty"`
+	Inferred bool   `protobuf:"varint,5,opt,name=inferred,proto3" json:"inferred,omitempty"`
+	// Tools whose requirements name this scheme.
+	Tools []string `protobuf:"bytes,6,rep,name=tools,proto3" json:"tools,omitempty"`
+	// The binding strategy that serves the kind; empty when none does yet.
+	Strategy string `protobuf:"bytes,7,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// Why no binding can fill the slot yet (unknown or unserved kind).
+	BlockedReason string         `protobuf:"bytes,8,opt,name=blocked_reason,json=blockedReason,proto3" json:"blocked_reason,omitempty"`
+	Bindings      []*SlotBinding `protobuf:"bytes,9,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Slot) Reset() {
+	*x = Slot{}
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Slot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Slot) ProtoMessage() {}
+
+func (x *Slot) ProtoReflect() protoreflect.Message {
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Slot.ProtoReflect.Descriptor instead.
+func (*Slot) Descriptor() ([]byte, []int) {
+	return file_mcpgw_rpc_v1_broker_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Slot) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Slot) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Slot) GetIn() string {
+	if x != nil {
+		return x.In
+	}
+	return ""
+}
+
+func (x *Slot) GetParam() string {
+	if x != nil {
+		return x.Param
+	}
+	return ""
+}
+
+func (x *Slot) GetInferred() bool {
+	if x != nil {
+		return x.Inferred
+	}
+	return false
+}
+
+func (x *Slot) GetTools() []string {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *Slot) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *Slot) GetBlockedReason() string {
+	if x != nil {
+		return x.BlockedReason
+	}
+	return ""
+}
+
+func (x *Slot) GetBindings() []*SlotBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+// ListSlotsReply lists the slots of the source's approved version (or, when
+// none is approved, of its latest committed version).
+type ListSlotsReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Approved      bool                   `protobuf:"varint,3,opt,name=approved,proto3" json:"approved,omitempty"`
+	Slots         []*Slot                `protobuf:"bytes,4,rep,name=slots,proto3" json:"slots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSlotsReply) Reset() {
+	*x = ListSlotsReply{}
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSlotsReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSlotsReply) ProtoMessage() {}
+
+func (x *ListSlotsReply) ProtoReflect() protoreflect.Message {
+	mi := &file_mcpgw_rpc_v1_broker_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSlotsReply.ProtoReflect.Descriptor instead.
+func (*ListSlotsReply) Descriptor() ([]byte, []int) {
+	return file_mcpgw_rpc_v1_broker_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListSlotsReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ListSlotsReply) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ListSlotsReply) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *ListSlotsReply) GetSlots() []*Slot {
+	if x != nil {
+		return x.Slots
+	}
+	return nil
+}
+
 var File_mcpgw_rpc_v1_broker_proto protoreflect.FileDescriptor
 
 const file_mcpgw_rpc_v1_broker_proto_rawDesc = "" +
@@ -535,7 +851,32 @@ const file_mcpgw_rpc_v1_broker_proto_rawDesc = "" +
 	"\venvironment\x18\b \x01(\tR\venvironment\x12\x1b\n" +
 	"\tsource_id\x18\t \x01(\tR\bsourceId\x12\x16\n" +
 	"\x06scheme\x18\n" +
-	" \x01(\tR\x06schemeB4Z2github.com/mcpgw/mcpgw/libs/gen/mcpgw/rpc/v1;rpcv1b\x06proto3"
+	" \x01(\tR\x06scheme\"\x8c\x01\n" +
+	"\tListSlots\x12J\n" +
+	"\rauthorization\x18\x01 \x01(\v2$.mcpgw.common.v1.SignedAuthorizationR\rauthorization\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1b\n" +
+	"\tsource_id\x18\x03 \x01(\tR\bsourceId\"x\n" +
+	"\vSlotBinding\x12\x1d\n" +
+	"\n" +
+	"binding_id\x18\x01 \x01(\tR\tbindingId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x14\n" +
+	"\x05hosts\x18\x04 \x03(\tR\x05hosts\"\x84\x02\n" +
+	"\x04Slot\x12\x16\n" +
+	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02in\x18\x03 \x01(\tR\x02in\x12\x14\n" +
+	"\x05param\x18\x04 \x01(\tR\x05param\x12\x1a\n" +
+	"\binferred\x18\x05 \x01(\bR\binferred\x12\x14\n" +
+	"\x05tools\x18\x06 \x03(\tR\x05tools\x12\x1a\n" +
+	"\bstrategy\x18\a \x01(\tR\bstrategy\x12%\n" +
+	"\x0eblocked_reason\x18\b \x01(\tR\rblockedReason\x125\n" +
+	"\bbindings\x18\t \x03(\v2\x19.mcpgw.rpc.v1.SlotBindingR\bbindings\"\x9b\x01\n" +
+	"\x0eListSlotsReply\x12)\n" +
+	"\x05error\x18\x01 \x01(\v2\x13.mcpgw.rpc.v1.ErrorR\x05error\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x1a\n" +
+	"\bapproved\x18\x03 \x01(\bR\bapproved\x12(\n" +
+	"\x05slots\x18\x04 \x03(\v2\x12.mcpgw.rpc.v1.SlotR\x05slotsB4Z2github.com/mcpgw/mcpgw/libs/gen/mcpgw/rpc/v1;rpcv1b\x06proto3"
 
 var (
 	file_mcpgw_rpc_v1_broker_proto_rawDescOnce sync.Once
@@ -549,7 +890,7 @@ func file_mcpgw_rpc_v1_broker_proto_rawDescGZIP() []byte {
 	return file_mcpgw_rpc_v1_broker_proto_rawDescData
 }
 
-var file_mcpgw_rpc_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mcpgw_rpc_v1_broker_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mcpgw_rpc_v1_broker_proto_goTypes = []any{
 	(*ResolveRequest)(nil),         // 0: mcpgw.rpc.v1.ResolveRequest
 	(*ResolveReply)(nil),           // 1: mcpgw.rpc.v1.ResolveReply
@@ -557,24 +898,32 @@ var file_mcpgw_rpc_v1_broker_proto_goTypes = []any{
 	(*Material)(nil),               // 3: mcpgw.rpc.v1.Material
 	(*PutSecret)(nil),              // 4: mcpgw.rpc.v1.PutSecret
 	(*CreateBinding)(nil),          // 5: mcpgw.rpc.v1.CreateBinding
-	(*v1.SignedContext)(nil),       // 6: mcpgw.common.v1.SignedContext
-	(*Error)(nil),                  // 7: mcpgw.rpc.v1.Error
-	(*v11.Placement)(nil),          // 8: mcpgw.control.v1.Placement
-	(*v1.SignedAuthorization)(nil), // 9: mcpgw.common.v1.SignedAuthorization
+	(*ListSlots)(nil),              // 6: mcpgw.rpc.v1.ListSlots
+	(*SlotBinding)(nil),            // 7: mcpgw.rpc.v1.SlotBinding
+	(*Slot)(nil),                   // 8: mcpgw.rpc.v1.Slot
+	(*ListSlotsReply)(nil),         // 9: mcpgw.rpc.v1.ListSlotsReply
+	(*v1.SignedContext)(nil),       // 10: mcpgw.common.v1.SignedContext
+	(*Error)(nil),                  // 11: mcpgw.rpc.v1.Error
+	(*v11.Placement)(nil),          // 12: mcpgw.control.v1.Placement
+	(*v1.SignedAuthorization)(nil), // 13: mcpgw.common.v1.SignedAuthorization
 }
 var file_mcpgw_rpc_v1_broker_proto_depIdxs = []int32{
-	6, // 0: mcpgw.rpc.v1.ResolveRequest.context:type_name -> mcpgw.common.v1.SignedContext
-	7, // 1: mcpgw.rpc.v1.ResolveReply.error:type_name -> mcpgw.rpc.v1.Error
-	3, // 2: mcpgw.rpc.v1.ResolvedMaterial.materials:type_name -> mcpgw.rpc.v1.Material
-	8, // 3: mcpgw.rpc.v1.Material.placement:type_name -> mcpgw.control.v1.Placement
-	9, // 4: mcpgw.rpc.v1.PutSecret.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
-	9, // 5: mcpgw.rpc.v1.CreateBinding.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
-	8, // 6: mcpgw.rpc.v1.CreateBinding.placement:type_name -> mcpgw.control.v1.Placement
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	10, // 0: mcpgw.rpc.v1.ResolveRequest.context:type_name -> mcpgw.common.v1.SignedContext
+	11, // 1: mcpgw.rpc.v1.ResolveReply.error:type_name -> mcpgw.rpc.v1.Error
+	3,  // 2: mcpgw.rpc.v1.ResolvedMaterial.materials:type_name -> mcpgw.rpc.v1.Material
+	12, // 3: mcpgw.rpc.v1.Material.placement:type_name -> mcpgw.control.v1.Placement
+	13, // 4: mcpgw.rpc.v1.PutSecret.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
+	13, // 5: mcpgw.rpc.v1.CreateBinding.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
+	12, // 6: mcpgw.rpc.v1.CreateBinding.placement:type_name -> mcpgw.control.v1.Placement
+	13, // 7: mcpgw.rpc.v1.ListSlots.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
+	7,  // 8: mcpgw.rpc.v1.Slot.bindings:type_name -> mcpgw.rpc.v1.SlotBinding
+	11, // 9: mcpgw.rpc.v1.ListSlotsReply.error:type_name -> mcpgw.rpc.v1.Error
+	8,  // 10: mcpgw.rpc.v1.ListSlotsReply.slots:type_name -> mcpgw.rpc.v1.Slot
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mcpgw_rpc_v1_broker_proto_init() }
@@ -589,7 +938,7 @@ func file_mcpgw_rpc_v1_broker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcpgw_rpc_v1_broker_proto_rawDesc), len(file_mcpgw_rpc_v1_broker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
