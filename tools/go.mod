@@ -6,6 +6,15 @@ require gopkg.in/yaml.v3 v3.0.1
 
 require github.com/mcpgw/mcpgw/libs v0.0.0
 
+require github.com/mcpgw/mcpgw/services/importer v0.0.0
+
+require (
+	github.com/getkin/kin-openapi v0.153.0 // indirect
+	github.com/go-openapi/jsonpointer v0.22.5 // indirect
+	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
+	go.yaml.in/yaml/v4 v4.0.0 // indirect
+)
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.11-20260415201107-50325440f8f2.1 // indirect
 	github.com/ClickHouse/ch-go v0.75.0 // indirect
@@ -32,7 +41,7 @@ require (
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
-	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	github.com/spf13/cast v1.7.1 // indirect
@@ -63,3 +72,5 @@ require (
 )
 
 replace github.com/mcpgw/mcpgw/deploy => ../deploy
+
+replace github.com/mcpgw/mcpgw/services/importer => ../services/importer

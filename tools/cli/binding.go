@@ -18,8 +18,59 @@ func (r *run) bindingCommand() *cobra.Command {
 		Use:   "binding",
 		Short: "Manage credential bindings",
 	})
-	cmd.AddCommand(r.bindingCreateCommand())
+	cmd.AddCommand(r.bindingCreateCommand(), r.bindingSlotsCommand())
 	return cmd
+}
+
+func (r *run) bindingSlotsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "slots SOURCE_ID",
+		Short: "Show what must be bound before a source's tools can run",
+		Long: `Slots lists, for the source's approved version (or its latest version before
+any approval), every upstream auth scheme its tools require: the kind and
+placement the import detected, the tools that need it, the binding strategy
+that can fill it, and the bindings that do. A slot no strategy serves yet, or
+whose auth was not understood, blocks its tools.`,
+		Example: `  mcpgw binding slots src_1234`,
+		Args:    exactArgs("SOURCE_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client(cmd, nil)
+			if err != nil {
+				return err
+			}
+			res, err := c.Slots(cmd.Context(), r.tenant, args[0])
+			if err != nil {
+				return fmt.Errorf("binding slots: %w", err)
+			}
+			return r.emit(cmd, res, func(w io.Writer) error {
+				state := "latest, not approved"
+				if res.Approved {
+					state = "approved"
+				}
+				fmt.Fprintf(w, "Source %s version %d (%s):\n", printable(args[0]), res.Version, state)
+				t := newTable(w, "SCHEME", "KIND", "PLACEMENT", "STRATEGY", "TOOLS", "BOUND")
+				for _, s := range res.Slots {
+					bound := "-"
+					if len(s.Bindings) > 0 {
+						var ids []string
+						for _, b := range s.Bindings {
+							id := b.BindingID
+							if b.Environment != "" {
+								id += " (" + b.Environment + ")"
+							}
+							ids = append(ids, id)
+						}
+						bound = strings.Join(ids, ", ")
+					} else if s.BlockedReason != "" {
+						bound = "blocked: " + s.BlockedReason
+					}
+					t.row(printable(s.Scheme), printable(s.Kind), orDash(strings.TrimSpace(s.In+" "+s.Param)), orDash(s.Strategy),
+						printable(strings.Join(s.Tools, ", ")), printable(bound))
+				}
+				return t.flush()
+			})
+		},
+	}
 }
 
 func (r *run) bindingCreateCommand() *cobra.Command {

@@ -134,7 +134,7 @@ func TestHelpGolden(t *testing.T) {
 	commands := [][]string{
 		{}, {"import"}, {"approve"}, {"select"},
 		{"secret"}, {"secret", "put"},
-		{"binding"}, {"binding", "create"},
+		{"binding"}, {"binding", "create"}, {"binding", "slots"},
 		{"grant"}, {"grant", "add"}, {"grant", "revoke"},
 		{"agent"}, {"agent", "key"}, {"agent", "key", "create"}, {"agent", "key", "revoke"},
 		{"audit"}, {"audit", "query"},
@@ -177,6 +177,9 @@ func TestOutputGolden(t *testing.T) {
 			"--secret-ref", "local://demo/pets-token#v1", "--host", "api.petstore.example", "--host", "uploads.petstore.example", "--source-id", "src_petstore", "--scheme", "OAuth"}, 0},
 		{"binding_create_missing_param", "", []string{"binding", "create", "--name", "k", "--strategy", "api_key",
 			"--secret-ref", "local://demo/k#v1", "--host", "h", "--source-id", "s", "--scheme", "x"}, 2},
+		{"binding_slots", "", []string{"binding", "slots", "src_petstore"}, 0},
+		{"binding_slots_json", "", []string{"binding", "slots", "src_petstore", "-o", "json"}, 0},
+		{"binding_slots_unknown", "", []string{"binding", "slots", "src_nope"}, 1},
 		{"grant_add_agent", "", []string{"grant", "add", "list_pets", "--agent", "demo-agent"}, 0},
 		{"grant_add_user", "", []string{"grant", "add", "list_pets", "--user", "alice", "-o", "json"}, 0},
 		{"grant_add_both", "", []string{"grant", "add", "list_pets", "--user", "alice", "--agent", "demo-agent"}, 2},

@@ -90,6 +90,7 @@ func newFakeEdge(t *testing.T, token string) *fakeEdge {
 	mux.HandleFunc("POST /api/v1/tenants/{tenant}/agents/{agent}/keys", f.createKey)
 	mux.HandleFunc("DELETE /api/v1/tenants/{tenant}/agents/{agent}/keys/{key}", f.revokeKey)
 	mux.HandleFunc("GET /api/v1/tenants/{tenant}/audit", f.audit)
+	mux.HandleFunc("GET /api/v1/tenants/{tenant}/sources/{id}/slots", f.slots)
 	f.srv = httptest.NewServer(f.authenticate(mux))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -176,6 +177,20 @@ func apiError(w http.ResponseWriter, status int, code, msg string) {
 func reply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeEdge) slots(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("id") != "src_petstore" {
+		w.WriteHeader(http.StatusNotFound)
+		reply(w, map[string]any{"error": map[string]string{"code": "not_found", "message": "source not found"}})
+		return
+	}
+	reply(w, client.Slots{Version: 2, Approved: true, Slots: []client.Slot{
+		{Scheme: "ApiKeyAuth", Kind: "apiKey", In: "header", Param: "X-API-Key", Tools: []string{"get_pet", "list_pets"}, Strategy: "api_key",
+			Bindings: []client.SlotBinding{{BindingID: "bnd_4t7c2w", Environment: "dev", Hosts: []string{"api.petstore.example"}}}},
+		{Scheme: "OAuth", Kind: "oauth2", In: "header", Param: "Authorization", Tools: []string{"create_pet"},
+			BlockedReason: "no binding strategy serves oauth2 yet"},
+	}})
 }
 
 func (f *fakeEdge) keys(w http.ResponseWriter, _ *http.Request) {

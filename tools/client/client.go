@@ -379,3 +379,41 @@ func (c *Client) Audit(ctx context.Context, tenant string, q AuditQuery) ([]Audi
 	}
 	return out.Rows, nil
 }
+
+// SlotBinding is an active binding filling a slot.
+type SlotBinding struct {
+	BindingID   string   `json:"binding_id"`
+	Name        string   `json:"name,omitempty"`
+	Environment string   `json:"environment,omitempty"`
+	Hosts       []string `json:"hosts,omitempty"`
+}
+
+// Slot is one auth scheme a source's tools need bound.
+type Slot struct {
+	Scheme        string        `json:"scheme"`
+	Kind          string        `json:"kind"`
+	In            string        `json:"in,omitempty"`
+	Param         string        `json:"param,omitempty"`
+	Inferred      bool          `json:"inferred,omitempty"`
+	Tools         []string      `json:"tools,omitempty"`
+	Strategy      string        `json:"strategy,omitempty"`
+	BlockedReason string        `json:"blocked_reason,omitempty"`
+	Bindings      []SlotBinding `json:"bindings,omitempty"`
+}
+
+// Slots is the answer to a slots query.
+type Slots struct {
+	Version  uint32 `json:"version"`
+	Approved bool   `json:"approved,omitempty"`
+	Slots    []Slot `json:"slots"`
+}
+
+// Slots lists the binding slots of a source: what must be bound before its
+// tools can run.
+func (c *Client) Slots(ctx context.Context, tenant, sourceID string) (*Slots, error) {
+	var out Slots
+	if err := c.doJSON(ctx, http.MethodGet, tenantPath(tenant, "sources", sourceID, "slots"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -172,6 +172,12 @@ func TestSystem(t *testing.T) {
 		if !hasRow(rows, "invocation_completed", "binding_id", bindingID, "credential_status", "resolved", "policy_outcome", "allowed", "adapter_outcome", "ok", "request_id", reqID) {
 			t.Fatalf("audit trail lacks the completed invocation: %s", mustJSON(rows))
 		}
+		// The broker shows the demo's one binding slot as filled.
+		slots, err := op.Slots(ctxT(t, 30*time.Second), devstack.Tenant, s.DemoSourceID())
+		if err != nil || len(slots.Slots) != 1 || slots.Slots[0].Scheme != devstack.DemoScheme || slots.Slots[0].Strategy != "api_key" ||
+			len(slots.Slots[0].Bindings) != 1 || slots.Slots[0].Bindings[0].BindingID != bindingID {
+			t.Fatalf("binding slots: %v %s", err, mustJSON(slots))
+		}
 		// The same trail by binding ID.
 		auditRows(t, op, devstack.Tenant, client.AuditQuery{BindingID: bindingID}, func(r []client.AuditRow) bool { return hasRow(r, "credential_used", "request_id", reqID) })
 	})

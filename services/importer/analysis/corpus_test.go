@@ -105,11 +105,57 @@ func findOperation(res *analysis.Result, key string) (analysis.Operation, bool) 
 			return op, true
 		}
 	}
+	// Postman: "METHOD folder/…/request name", the method as written.
+	if method, name, ok := strings.Cut(key, " "); ok {
+		for _, op := range res.Operations {
+			if strings.EqualFold(op.Method, method) && op.OperationID == name {
+				return op, true
+			}
+		}
+	}
 	return analysis.Operation{}, false
 }
 
+// postmanSignature renders a Postman operation's effective auth as the
+// manifest does: the scheme, or "none", "@" where the chain set it.
+func postmanSignature(op analysis.Operation) string {
+	names := "none"
+	if len(op.Auth) > 0 {
+		names = signature(op)
+	}
+	level := map[analysis.AuthSource]string{
+		analysis.AuthFromOperation: "request",
+		analysis.AuthFromFolder:    "folder",
+		analysis.AuthFromDocument:  "collection",
+		analysis.AuthNone:          "nowhere",
+	}[op.AuthSource]
+	return names + " @ " + level
+}
+
+// decodeUndeclared reads undeclared_auth: a list for OpenAPI files, an
+// object whose manual_auth_headers_or_query counts requests for Postman.
+func decodeUndeclared(f manifestFile, out *[]manifestUndeclaredParam) error {
+	if !strings.HasPrefix(f.Format, "postman") {
+		return json.Unmarshal(f.UndeclaredAuth, out)
+	}
+	var pm struct {
+		Manual []struct {
+			Param    string `json:"param"`
+			In       string `json:"in"`
+			Requests int    `json:"requests"`
+		} `json:"manual_auth_headers_or_query"`
+	}
+	if err := json.Unmarshal(f.UndeclaredAuth, &pm); err != nil {
+		return err
+	}
+	for _, u := range pm.Manual {
+		*out = append(*out, manifestUndeclaredParam{Param: u.Param, In: u.In, Operations: u.Requests})
+	}
+	return nil
+}
+
 func manifestLocation(in string) analysis.Location {
-	if strings.HasPrefix(in, "requestBody") {
+	if strings.HasPrefix(in, "requestBody") || in == "formData" {
 		return analysis.LocationBody
 	}
 	return analysis.Location(in)
@@ -120,6 +166,8 @@ func manifestLocation(in string) analysis.Location {
 var analysedFormats = map[string]bool{
 	"openapi3.0": true,
 	"openapi3.1": true,
+	"swagger2":   true,
+	"postman2.0": true, "postman2.1": true,
 }
 
 // TestCorpus analyses every file of the shared corpus in a supported format and checks
@@ -152,9 +200,13 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("operations = %d, want %d", len(res.Operations), f.Operations)
 			}
 
+			sig := signature
+			if strings.HasPrefix(f.Format, "postman") {
+				sig = postmanSignature
+			}
 			got := map[string]int{}
 			for _, op := range res.Operations {
-				got[signature(op)]++
+				got[sig(op)]++
 			}
 			for sig, n := range f.EffectiveAuthSummary {
 				opsMatched += min(n, got[sig])
@@ -195,7 +247,7 @@ func TestCorpus(t *testing.T) {
 			}
 
 			var undeclared []manifestUndeclaredParam
-			if err := json.Unmarshal(f.UndeclaredAuth, &undeclared); err != nil {
+			if err := decodeUndeclared(f, &undeclared); err != nil {
 				t.Fatalf("decode undeclared_auth: %v", err)
 			}
 			for _, u := range undeclared {

@@ -124,16 +124,10 @@ func TestRefusals(t *testing.T) {
 			check:    wantFormat(analysis.FormatSwagger2),
 		},
 		{
-			name:     "postman 2.1",
-			doc:      `{"info":{"_postman_id":"x","name":"c","schema":"https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},"item":[]}`,
+			name:     "postman 1.0",
+			doc:      `{"info":{"name":"c","schema":"https://schema.getpostman.com/json/collection/v1.0.0/collection.json"},"item":[]}`,
 			sentinel: analysis.ErrUnsupportedFormat,
-			check:    wantFormat(analysis.FormatPostman21),
-		},
-		{
-			name:     "postman 2.0",
-			doc:      `{"info":{"name":"c","schema":"https://schema.getpostman.com/json/collection/v2.0.0/collection.json"},"item":[]}`,
-			sentinel: analysis.ErrUnsupportedFormat,
-			check:    wantFormat(analysis.FormatPostman20),
+			check:    wantFormat(analysis.FormatPostman10),
 		},
 		{
 			name:     "asyncapi",

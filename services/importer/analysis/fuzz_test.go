@@ -26,6 +26,7 @@ func FuzzAnalyze(f *testing.F) {
 		"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx-a: &a {p: *a}\n",
 		"openapi: 3.0.0\ninfo: {title: t, version: '1'}\nsecurity: [{}, {k: [a]}]\npaths:\n  /x:\n    post:\n      requestBody: {content: {application/json: {schema: {type: array}}}}\n      responses: {}\n",
 		`{"swagger":"2.0"}`,
+		"swagger: '2.0'\ninfo: {title: t, version: '1'}\nhost: h.example\nsecurityDefinitions:\n  k: {type: apiKey, in: header, name: Authorization}\n  o: {type: oauth2, flow: accessCode, authorizationUrl: 'https://a/x', tokenUrl: 'https://a/t', scopes: {s: d}}\nsecurity: [{k: []}, {o: [s]}]\nparameters:\n  F: {name: token, in: formData, type: string, required: true}\ndefinitions:\n  D: {type: object, properties: {a: {items: [{$ref: '#/definitions/D'}, {type: 'null'}]}, b: {type: [string, 'null'], required: true}}}\npaths:\n  /a/{b}:\n    parameters: [{name: b, in: path, type: string, required: true}]\n    post:\n      security: []\n      consumes: [application/json, multipart/form-data]\n      parameters: [{$ref: '#/parameters/F'}, {name: f, in: formData, type: file}]\n      responses: {'200': {description: ok, schema: {$ref: '#/definitions/D'}}}\n",
 		"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    $ref: '#/paths/~1b'\n  /b:\n    $ref: '#/paths/~1a'\n",
 	} {
 		f.Add([]byte(seed))

@@ -25,6 +25,10 @@ func TestGolden(t *testing.T) {
 		{"corpus-A12-googleapis-undeclared", filepath.Join(corpusDir, "A12__googleapis-acceleratedmobilepageurl-v1-openapi.yaml")},
 		{"corpus-A13-amazonaws-sigv4", filepath.Join(corpusDir, "A13__amazonaws-forecastquery-openapi.yaml")},
 		{"corpus-A18-vtex-and-or", filepath.Join(corpusDir, "A18__VTEX_-_Audience_API.json")},
+		{"corpus-A07-docusign-swagger-bearer-dangling", filepath.Join(corpusDir, "A07__docusign-monitor.rest.swagger-v2.json")},
+		{"corpus-A32-obuk-swagger-application-jws", filepath.Join(corpusDir, "A32__obuk-2019-events-swagger.yaml")},
+		{"corpus-A35-postman-hawk", filepath.Join(corpusDir, "A35__newman-hawk-auth-test.postman_collection.json")},
+		{"corpus-A36-postman-inherited", filepath.Join(corpusDir, "A36__newman-inherited-entities.postman_collection.json")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

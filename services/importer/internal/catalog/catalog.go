@@ -18,11 +18,13 @@ import (
 )
 
 // Filters are the CONTROL subjects the importer's projection replays: its
-// own source aggregates and the agent aggregates whose events revoke
-// credentials.
+// own source aggregates, the agent aggregates whose events revoke
+// credentials, and policy's source decisions (approvals), which tool names
+// are checked against.
 func Filters() []string {
 	return []string{
 		bus.ControlPrefix + ".*." + string(bus.AggSource) + ".*.*",
+		bus.ControlPrefix + ".*." + string(bus.AggSourcePolicy) + ".*.*",
 		bus.ControlPrefix + ".*." + string(bus.AggAgent) + ".*.*",
 	}
 }

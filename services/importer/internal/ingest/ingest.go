@@ -5,6 +5,13 @@
 // visible only with its commit event, so an import that fails anywhere
 // leaves nothing visible, and a malformed description writes nothing at all.
 //
+// A new version of an existing source is proposed as a diff against the
+// latest committed version (recorded on its start event and returned in the
+// review), and its tools keep their names across versions. Tool names are
+// unique within a tenant: a tool whose name another source of the tenant has
+// approved takes its own source's slug as a prefix, while a tool already
+// approved under a name keeps it (see proposal.Name).
+//
 // Errors returned by Import are *errcode.Error values whose message is safe
 // to show the caller: it names what was wrong (and where, in a malformed
 // description) but never carries the document, a URL or a secret.
@@ -28,6 +35,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mcpgw/mcpgw/libs/bus"
+	libcatalog "github.com/mcpgw/mcpgw/libs/catalog"
 	"github.com/mcpgw/mcpgw/libs/errcode"
 	commonv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/common/v1"
 	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
@@ -60,13 +68,18 @@ type Config struct {
 	Uploads jetstream.ObjectStore
 	// Sources is the importer's bucket of stored descriptions.
 	Sources jetstream.ObjectStore
-	// Control is the CONTROL stream, read for its last sequence when an
-	// append lost a race.
-	Control    jetstream.Stream
-	Publisher  *bus.Publisher
+	// Control is the CONTROL stream, read for the last sequences of the
+	// subjects Projection replays before an import plans its version.
+	Control   jetstream.Stream
+	Publisher *bus.Publisher
+	// Projection replays catalog.Filters() into Catalog and Tools.
 	Projection *bus.Projection
 	// Catalog must be fed by Projection.
 	Catalog *catalog.Catalog
+	// Tools must be fed by Projection too, with the source and sourcepolicy
+	// aggregates of every tenant: the committed versions a new version is
+	// compared with, and the approvals that tool names are checked against.
+	Tools ToolCatalog
 	// MaxDocumentBytes bounds an upload (default DefaultMaxDocumentBytes).
 	MaxDocumentBytes int64
 	// ToolNameBudget bounds generated tool names (analysis default when 0).
@@ -76,6 +89,14 @@ type Config struct {
 	// MaxReviewBytes bounds the review returned (default DefaultMaxReviewBytes).
 	MaxReviewBytes int
 	Logger         *slog.Logger
+}
+
+// ToolCatalog is the shared read model of sources, their committed tools
+// and policy's approvals; *libcatalog.Catalog implements it.
+type ToolCatalog interface {
+	SourceIDs(tenant string) []string
+	Source(tenant, id string) (libcatalog.Source, bool)
+	Version(tenant, sourceID string, n uint32) (*libcatalog.Version, bool)
 }
 
 // Importer runs imports. It is safe for concurrent use; imports of the same
@@ -89,8 +110,8 @@ type Importer struct {
 
 // New returns an Importer.
 func New(cfg Config) (*Importer, error) {
-	if cfg.Uploads == nil || cfg.Sources == nil || cfg.Control == nil || cfg.Publisher == nil || cfg.Projection == nil || cfg.Catalog == nil {
-		return nil, errors.New("ingest: Uploads, Sources, Control, Publisher, Projection and Catalog are required")
+	if cfg.Uploads == nil || cfg.Sources == nil || cfg.Control == nil || cfg.Publisher == nil || cfg.Projection == nil || cfg.Catalog == nil || cfg.Tools == nil {
+		return nil, errors.New("ingest: Uploads, Sources, Control, Publisher, Projection, Catalog and Tools are required")
 	}
 	if cfg.MaxDocumentBytes <= 0 {
 		cfg.MaxDocumentBytes = DefaultMaxDocumentBytes
@@ -126,8 +147,10 @@ type Command struct {
 type Result struct {
 	SourceID string
 	Version  uint32
-	// Review is the JSON encoding of the analysis result (shortened, with a
-	// diagnostic saying so, when it exceeds the review budget).
+	// Review is the JSON encoding of the analysis result with the final
+	// tool names, and for a new version of a source its "diff" object
+	// (shortened, with a diagnostic saying so, when it exceeds the review
+	// budget).
 	Review []byte
 	// Tools is the number of tools proposed.
 	Tools int
@@ -152,17 +175,6 @@ func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
 	if err != nil {
 		return Result{}, analysisError(err)
 	}
-	prop, err := proposal.Build(res)
-	if err != nil {
-		return Result{}, errcode.Wrap(errcode.InvalidArgument, "description refused: "+err.Error(), err)
-	}
-	if err := im.checkSizes(cmd, res, prop); err != nil {
-		return Result{}, err
-	}
-	review, err := proposal.Review(res, im.cfg.MaxReviewBytes)
-	if err != nil {
-		return Result{}, errcode.Wrap(errcode.TooLarge, "the review of this description does not fit a reply", err)
-	}
 
 	key := cmd.Tenant + "/" + cmd.SourceID
 	if cmd.SourceID == "" {
@@ -170,11 +182,11 @@ func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
 	}
 	unlock := im.locks.lock(key)
 	defer unlock()
-	sourceID, version, err := im.write(ctx, cmd, res, prop, doc)
+	sourceID, version, pl, err := im.write(ctx, cmd, res, doc)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{SourceID: sourceID, Version: version, Review: review, Tools: len(prop.Tools)}, nil
+	return Result{SourceID: sourceID, Version: version, Review: pl.review, Tools: len(pl.prop.Tools)}, nil
 }
 
 func (im *Importer) validate(cmd *Command) error {
@@ -279,23 +291,134 @@ func analysisError(err error) error {
 	return errcode.Wrap(errcode.InvalidArgument, "malformed description", err)
 }
 
+// plan is what one attempt at writing a version proposes.
+type plan struct {
+	prop *proposal.Proposal
+	// diff is the start event's copy of fullDiff, shortened to fit.
+	diff, fullDiff *controlv1.SourceDiff
+	review         []byte
+}
+
+// plan names the tools of res for the target (stable across versions,
+// unique within the tenant), maps them to the proposal, compares it with the
+// latest committed version, and checks that every event fits in the CONTROL
+// stream and the review in a reply. It writes nothing.
+func (im *Importer) plan(cmd Command, t target, res *analysis.Result) (*plan, error) {
+	nc := proposal.NameContext{Slug: t.slug, Budget: im.cfg.ToolNameBudget, Taken: im.takenNames(cmd.Tenant, t.id)}
+	base := im.base(cmd.Tenant, t.id)
+	if base != nil {
+		nc.Previous = base.Tools
+	}
+	nc.Approved = im.approvedTools(cmd.Tenant, t.id)
+	named := proposal.Name(res, nc)
+	prop, err := proposal.Build(named)
+	if err != nil {
+		return nil, errcode.Wrap(errcode.InvalidArgument, "description refused: "+err.Error(), err)
+	}
+	pl := &plan{prop: prop}
+	if base != nil {
+		if pl.fullDiff, err = proposal.Diff(*base, prop); err != nil {
+			return nil, errcode.Wrap(errcode.Internal, "compare with the previous version", err)
+		}
+	}
+	if pl.diff, err = im.checkSizes(cmd, named, prop, pl.fullDiff); err != nil {
+		return nil, err
+	}
+	if pl.review, err = proposal.Review(named, pl.fullDiff, im.cfg.MaxReviewBytes); err != nil {
+		return nil, errcode.Wrap(errcode.TooLarge, "the review of this description does not fit a reply", err)
+	}
+	return pl, nil
+}
+
+// base is the latest committed version of a source, or nil.
+func (im *Importer) base(tenant, sourceID string) *proposal.Base {
+	s, ok := im.cfg.Tools.Source(tenant, sourceID)
+	if !ok {
+		return nil
+	}
+	var latest uint32
+	for n, v := range s.Versions {
+		if v.Committed && n > latest {
+			latest = n
+		}
+	}
+	if latest == 0 {
+		return nil
+	}
+	v, ok := im.cfg.Tools.Version(tenant, sourceID, latest)
+	if !ok {
+		return nil
+	}
+	return &proposal.Base{Version: latest, Tools: v.Tools, Hosts: v.ProposedHosts}
+}
+
+// approvedTools are the tools of a source's approved version that policy
+// approved, by name; nil when it has none.
+func (im *Importer) approvedTools(tenant, sourceID string) map[string]*controlv1.ToolSpec {
+	s, ok := im.cfg.Tools.Source(tenant, sourceID)
+	if !ok || s.Approval == nil {
+		return nil
+	}
+	v, ok := im.cfg.Tools.Version(tenant, sourceID, s.Approval.Version)
+	if !ok {
+		return nil
+	}
+	out := map[string]*controlv1.ToolSpec{}
+	for name := range s.Approval.Digests {
+		if spec := v.Tools[name]; spec != nil {
+			out[name] = spec
+		}
+	}
+	return out
+}
+
+// takenNames are the tool names that policy approved in the tenant's other
+// sources: the same set policy's approval refuses a collision with.
+func (im *Importer) takenNames(tenant, sourceID string) map[string]bool {
+	taken := map[string]bool{}
+	for _, id := range im.cfg.Tools.SourceIDs(tenant) {
+		if id == sourceID {
+			continue
+		}
+		if s, ok := im.cfg.Tools.Source(tenant, id); ok && s.Approval != nil {
+			for name := range s.Approval.Digests {
+				taken[name] = true
+			}
+		}
+	}
+	return taken
+}
+
+// diffFraming is room for the diff field's tag and length on the start
+// event.
+const diffFraming = 8
+
 // checkSizes refuses, before anything is written, a description whose
-// events would not fit in the CONTROL stream.
-func (im *Importer) checkSizes(cmd Command, res *analysis.Result, p *proposal.Proposal) error {
+// events would not fit in the CONTROL stream, and returns the diff as the
+// start event can carry it (shortened when the full one does not fit).
+func (im *Importer) checkSizes(cmd Command, res *analysis.Result, p *proposal.Proposal, diff *controlv1.SourceDiff) (*controlv1.SourceDiff, error) {
 	started := &controlv1.SourceVersionStarted{SourceId: bus.NewID("src_"), Version: 1 << 31, Name: strings.Repeat("n", MaxNameBytes),
 		Slug: strings.Repeat("s", proposal.MaxSlug), Format: string(res.Format), Title: title(res),
 		Document: &controlv1.DocumentRef{Bucket: bus.BucketSources, Object: objectName(cmd.Tenant, bus.NewID("src_"), 1<<31),
 			Sha256: strings.Repeat("0", 64), Size: 1 << 62}, ProposedHosts: p.Hosts}
-	if n := proto.Size(started) + eventOverhead; n > im.cfg.MaxEventBytes {
-		return errcode.Errorf(errcode.TooLarge, "the description names too many servers to propose (%d hosts)", len(p.Hosts))
+	n := proto.Size(started) + eventOverhead
+	if n > im.cfg.MaxEventBytes {
+		return nil, errcode.Errorf(errcode.TooLarge, "the description names too many servers to propose (%d hosts)", len(p.Hosts))
+	}
+	if diff != nil {
+		room := im.cfg.MaxEventBytes - n - diffFraming
+		diff = proposal.TrimDiff(diff, room)
+		if proto.Size(diff) > room {
+			return nil, errcode.Errorf(errcode.TooLarge, "the description names too many servers to propose (%d hosts)", len(p.Hosts))
+		}
 	}
 	for _, t := range p.Tools {
 		n := proto.Size(&controlv1.ToolProposed{SourceId: bus.NewID("src_"), Version: 1 << 31, Tool: t}) + eventOverhead
 		if n > im.cfg.MaxEventBytes {
-			return errcode.Errorf(errcode.TooLarge, "tool %q is too large to propose (%d bytes; the limit is %d)", t.GetName(), n, im.cfg.MaxEventBytes)
+			return nil, errcode.Errorf(errcode.TooLarge, "tool %q is too large to propose (%d bytes; the limit is %d)", t.GetName(), n, im.cfg.MaxEventBytes)
 		}
 	}
-	return nil
+	return diff, nil
 }
 
 // maxTitleBytes bounds the description's title recorded on the start event.
@@ -360,13 +483,23 @@ func (im *Importer) expect(ctx context.Context, tenant, id string) (bus.Expect, 
 	}
 }
 
-// refresh waits until the read model has applied everything CONTROL holds.
+// refresh waits until the read models have applied everything CONTROL
+// holds on the subjects the projection replays (catalog.Filters): the last
+// message of the whole stream may be one the projection never sees, so it
+// waits for the last message of each of those subjects.
 func (im *Importer) refresh(ctx context.Context) error {
-	info, err := im.cfg.Control.Info(ctx)
-	if err != nil {
-		return errcode.Wrap(errcode.Unavailable, "read control stream", err)
+	var last uint64
+	for _, filter := range catalog.Filters() {
+		msg, err := im.cfg.Control.GetLastMsgForSubject(ctx, filter)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return errcode.Wrap(errcode.Unavailable, "read control stream", err)
+		}
+		last = max(last, msg.Sequence)
 	}
-	if err := im.cfg.Projection.WaitFor(ctx, info.State.LastSeq); err != nil {
+	if err := im.cfg.Projection.WaitFor(ctx, last); err != nil {
 		return errcode.Wrap(errcode.Unavailable, "read model not caught up", err)
 	}
 	return nil
@@ -377,48 +510,61 @@ func objectName(tenant, sourceID string, version uint32) string {
 	return fmt.Sprintf("%s/%s/v%d", tenant, sourceID, version)
 }
 
-// write appends the version's start event (retrying once, after a refresh,
-// when another writer moved the aggregate), stores the document, proposes
-// every tool and commits. The start event comes first, so that only the
-// writer that won the version's number stores its document.
-func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result, p *proposal.Proposal, doc []byte) (string, uint32, error) {
+// write plans the version against the read model caught up with CONTROL,
+// appends its start event (planning again and retrying once, after a
+// refresh, when another writer moved the aggregate), stores the document,
+// proposes every tool and commits. The start event comes first, so that
+// only the writer that won the version's number stores its document. A
+// refused plan writes nothing.
+func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result, doc []byte) (string, uint32, *plan, error) {
 	meta := func() *commonv1.EventMeta {
 		return &commonv1.EventMeta{Tenant: cmd.Tenant, Actor: cmd.Actor, RequestId: cmd.RequestID, TraceParent: cmd.TraceParent}
 	}
 	var (
 		t   target
+		pl  *plan
 		app bus.Appended
 		err error
 	)
+	// The approvals of every source of the tenant up to now name what is
+	// taken.
+	if err := im.refresh(ctx); err != nil {
+		return "", 0, nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		if t, err = im.target(ctx, cmd); err != nil {
-			return "", 0, err
+			return "", 0, nil, err
+		}
+		if pl, err = im.plan(cmd, t, res); err != nil {
+			return "", 0, nil, err
 		}
 		started := &controlv1.SourceVersionStarted{
 			Meta: meta(), SourceId: t.id, Version: t.version, Name: t.name, Slug: t.slug,
-			Format: string(res.Format), Title: title(res), ProposedHosts: p.Hosts,
+			Format: string(res.Format), Title: title(res), ProposedHosts: pl.prop.Hosts,
 			Document: &controlv1.DocumentRef{Bucket: bus.BucketSources, Object: objectName(cmd.Tenant, t.id, t.version),
 				Sha256: strings.ToLower(cmd.Upload.GetSha256()), Size: uint64(len(doc))},
+			Diff: pl.diff,
 		}
 		app, err = im.cfg.Publisher.AppendControl(ctx, bus.AggSource, t.id, started, t.expect)
 		if err == nil {
 			break
 		}
 		if errcode.CodeOf(err) != errcode.Conflict || attempt > 0 {
-			return "", 0, errcode.Wrap(errcode.CodeOf(err), "import failed; nothing was committed", err)
+			return "", 0, nil, errcode.Wrap(errcode.CodeOf(err), "import failed; nothing was committed", err)
 		}
 		if err := im.refresh(ctx); err != nil {
-			return "", 0, err
+			return "", 0, nil, err
 		}
 	}
+	p := pl.prop
 	log := im.log.With("tenant", cmd.Tenant, "source_id", t.id, "version", t.version, "request_id", cmd.RequestID)
-	fail := func(step string, err error) (string, uint32, error) {
+	fail := func(step string, err error) (string, uint32, *plan, error) {
 		log.Warn("import interrupted; version left uncommitted", "step", step, "code", errcode.CodeOf(err))
 		code := errcode.Unavailable
 		if errcode.CodeOf(err) == errcode.Conflict {
 			code = errcode.Conflict
 		}
-		return "", 0, errcode.Wrap(code, fmt.Sprintf("import failed; version %d was not committed", t.version), err)
+		return "", 0, nil, errcode.Wrap(code, fmt.Sprintf("import failed; version %d was not committed", t.version), err)
 	}
 	if _, err := im.cfg.Sources.Put(ctx, jetstream.ObjectMeta{Name: objectName(cmd.Tenant, t.id, t.version)}, bytes.NewReader(doc)); err != nil {
 		return fail("store document", err)
@@ -440,8 +586,13 @@ func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result
 		// The commit is durable; a later writer refreshes before it appends.
 		log.Warn("committed version not yet applied locally", "err", err)
 	}
-	log.Info("source version committed", "tools", len(p.Tools), "unsupported", p.Unsupported, "format", string(res.Format))
-	return t.id, t.version, nil
+	attrs := []any{"tools", len(p.Tools), "unsupported", p.Unsupported, "format", string(res.Format)}
+	if d := pl.fullDiff; d != nil {
+		attrs = append(attrs, "base_version", d.GetBaseVersion(), "added", len(d.GetAddedOperations()),
+			"removed", len(d.GetRemovedOperations()), "changed", len(d.GetChangedOperations()))
+	}
+	log.Info("source version committed", attrs...)
+	return t.id, t.version, pl, nil
 }
 
 // keyedMutex serializes work per key; the empty key is never locked.

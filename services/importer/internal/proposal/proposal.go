@@ -1,17 +1,22 @@
 // Package proposal turns an analysis result into what the importer proposes
 // for one source version: the tool specs (one file, toolspec.go, holds that
-// mapping), the hosts the operations call, the digest the commit event
-// carries, the source's slug, and the review returned to the operator. It
-// performs no I/O and is deterministic: the same result gives the same bytes.
+// mapping), the tools' final names within the tenant (naming.go), the hosts
+// the operations call, the digest the commit event carries, the diff against
+// the source's previous version (diff.go), the source's slug, and the review
+// returned to the operator. It performs no I/O and is deterministic: the
+// same inputs give the same bytes.
 package proposal
 
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mcpgw/mcpgw/libs/catalog"
 	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
@@ -127,12 +132,34 @@ func Slug(name string) string {
 	return b.String()
 }
 
-// Review encodes res as JSON for the operator, within budget bytes. When the
-// full encoding is larger it drops the operations' schemas, then trailing
-// operations, and says so in an info diagnostic; the events always carry
-// every tool in full.
-func Review(res *analysis.Result, budget int) ([]byte, error) {
-	full, err := json.Marshal(res)
+// Review encodes res as JSON for the operator, within budget bytes, with
+// diff (when not nil) as its "diff" object (see ReviewDiff). When the full
+// encoding is larger it drops the operations' schemas, then trailing
+// operations, and says so in an info diagnostic; when even that does not
+// fit, it drops trailing diff entries too (counted in the diff's
+// "omitted"). The events always carry every tool in full.
+func Review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+	for {
+		b, err := review(res, diff, budget)
+		if !errors.Is(err, errReviewTooLarge) || DiffEntries(diff) == 0 {
+			return b, err
+		}
+		diff = TrimDiff(diff, proto.Size(diff)/2)
+	}
+}
+
+// errReviewTooLarge: the review does not fit even without operations.
+var errReviewTooLarge = errors.New("review exceeds the reply budget")
+
+// reviewDoc is the review: the analysis result with the diff beside it.
+type reviewDoc struct {
+	*analysis.Result
+	Diff *JSONDiff `json:"diff,omitempty"`
+}
+
+func review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+	jd := ReviewDiff(diff)
+	full, err := json.Marshal(reviewDoc{res, jd})
 	if err != nil {
 		return nil, fmt.Errorf("encode review: %w", err)
 	}
@@ -156,7 +183,7 @@ func Review(res *analysis.Result, budget int) ([]byte, error) {
 		r := short
 		r.Operations = short.Operations[:n]
 		r.Diagnostics = append(append([]analysis.Diagnostic{}, res.Diagnostics...), note(len(res.Operations)-n))
-		return json.Marshal(&r)
+		return json.Marshal(reviewDoc{&r, jd})
 	}
 	// The largest prefix of operations that fits, by binary search.
 	lo, hi := 0, len(short.Operations)
@@ -177,7 +204,7 @@ func Review(res *analysis.Result, budget int) ([]byte, error) {
 		return nil, fmt.Errorf("encode review: %w", err)
 	}
 	if len(b) > budget {
-		return nil, fmt.Errorf("review of %d bytes exceeds the reply budget of %d even without operations", len(b), budget)
+		return nil, fmt.Errorf("%w: %d bytes even without operations, over %d", errReviewTooLarge, len(b), budget)
 	}
 	return b, nil
 }

@@ -141,7 +141,7 @@ func TestReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	noSchemas, err := Review(res, len(full)-1)
+	noSchemas, err := Review(res, nil, len(full)-1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestReview(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := Review(res, tc.budget)
+			b, err := Review(res, nil, tc.budget)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("review over budget accepted")

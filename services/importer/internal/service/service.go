@@ -1,6 +1,8 @@
 // Package service is the importer's composition root: it joins the bus,
-// builds the read model of its sources from CONTROL, and serves
-// rpc.importer.import once that read model has caught up.
+// builds its read models from CONTROL (its own catalog of sources, and the
+// shared catalog of committed tools and policy's approvals that new versions
+// are compared and tool names checked against), and serves
+// rpc.importer.import once they have caught up.
 package service
 
 import (
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mcpgw/mcpgw/libs/bus"
+	libcatalog "github.com/mcpgw/mcpgw/libs/catalog"
 	"github.com/mcpgw/mcpgw/libs/reqctx"
 	"github.com/mcpgw/mcpgw/services/importer/internal/catalog"
 	"github.com/mcpgw/mcpgw/services/importer/internal/ingest"
@@ -50,6 +53,7 @@ type Service struct {
 	log     *slog.Logger
 	proj    *bus.Projection
 	cat     *catalog.Catalog
+	tools   *libcatalog.Catalog
 	handler *ports.Handlers
 	ready   chan struct{}
 }
@@ -142,10 +146,10 @@ func build(ctx context.Context, cfg Config, rt *bus.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat := catalog.New()
+	cat, tools := catalog.New(), libcatalog.New()
 	imp, err := ingest.New(ingest.Config{
 		Uploads: uploads, Sources: sources, Control: control,
-		Publisher: rt.Publisher, Projection: proj, Catalog: cat,
+		Publisher: rt.Publisher, Projection: proj, Catalog: cat, Tools: tools,
 		MaxDocumentBytes: cfg.MaxDocumentBytes, ToolNameBudget: cfg.ToolNameBudget,
 		MaxEventBytes: maxEvent, MaxReviewBytes: int(rt.Conn.MaxPayload()) - replyHeadroom,
 		Logger: log,
@@ -161,14 +165,22 @@ func build(ctx context.Context, cfg Config, rt *bus.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{rt: rt, log: log, proj: proj, cat: cat, handler: h, ready: make(chan struct{})}, nil
+	return &Service{rt: rt, log: log, proj: proj, cat: cat, tools: tools, handler: h, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the service serves requests: its read model has
 // caught up with CONTROL.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run replays CONTROL into the read model, serves rpc.importer.import once
+// apply feeds one verified event to both read models; neither fails.
+func (s *Service) apply(ctx context.Context, ev *bus.Event) error {
+	if err := s.cat.Apply(ctx, ev); err != nil {
+		return err
+	}
+	return s.tools.Apply(ctx, ev)
+}
+
+// Run replays CONTROL into the read models, serves rpc.importer.import once
 // it has caught up, and returns when ctx ends (nil) or the projection fails
 // (its error; the service then stops serving rather than answer from a
 // stale read model).
@@ -176,7 +188,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	projErr := make(chan error, 1)
-	go func() { projErr <- s.proj.Run(ctx, s.cat.Apply) }()
+	go func() { projErr <- s.proj.Run(ctx, s.apply) }()
 	select {
 	case <-s.proj.Ready():
 	case err := <-projErr:

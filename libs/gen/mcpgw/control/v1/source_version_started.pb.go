@@ -35,6 +35,9 @@ type SourceVersionStarted struct {
 	Document      *DocumentRef           `protobuf:"bytes,7,opt,name=document,proto3" json:"document,omitempty"`
 	ProposedHosts []string               `protobuf:"bytes,8,rep,name=proposed_hosts,json=proposedHosts,proto3" json:"proposed_hosts,omitempty"`
 	Title         string                 `protobuf:"bytes,9,opt,name=title,proto3" json:"title,omitempty"`
+	// What this version changes against the latest committed version; unset
+	// for a source's first version.
+	Diff          *SourceDiff `protobuf:"bytes,10,opt,name=diff,proto3" json:"diff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,11 +135,18 @@ func (x *SourceVersionStarted) GetTitle() string {
 	return ""
 }
 
+func (x *SourceVersionStarted) GetDiff() *SourceDiff {
+	if x != nil {
+		return x.Diff
+	}
+	return nil
+}
+
 var File_mcpgw_control_v1_source_version_started_proto protoreflect.FileDescriptor
 
 const file_mcpgw_control_v1_source_version_started_proto_rawDesc = "" +
 	"\n" +
-	"-mcpgw/control/v1/source_version_started.proto\x12\x10mcpgw.control.v1\x1a\x1amcpgw/common/v1/meta.proto\x1a\x1cmcpgw/control/v1/types.proto\"\xb5\x02\n" +
+	"-mcpgw/control/v1/source_version_started.proto\x12\x10mcpgw.control.v1\x1a\x1amcpgw/common/v1/meta.proto\x1a\"mcpgw/control/v1/source_diff.proto\x1a\x1cmcpgw/control/v1/types.proto\"\xe7\x02\n" +
 	"\x14SourceVersionStarted\x12.\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1a.mcpgw.common.v1.EventMetaR\x04meta\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
@@ -146,7 +156,9 @@ const file_mcpgw_control_v1_source_version_started_proto_rawDesc = "" +
 	"\x06format\x18\x06 \x01(\tR\x06format\x129\n" +
 	"\bdocument\x18\a \x01(\v2\x1d.mcpgw.control.v1.DocumentRefR\bdocument\x12%\n" +
 	"\x0eproposed_hosts\x18\b \x03(\tR\rproposedHosts\x12\x14\n" +
-	"\x05title\x18\t \x01(\tR\x05titleB<Z:github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1;controlv1b\x06proto3"
+	"\x05title\x18\t \x01(\tR\x05title\x120\n" +
+	"\x04diff\x18\n" +
+	" \x01(\v2\x1c.mcpgw.control.v1.SourceDiffR\x04diffB<Z:github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1;controlv1b\x06proto3"
 
 var (
 	file_mcpgw_control_v1_source_version_started_proto_rawDescOnce sync.Once
@@ -165,15 +177,17 @@ var file_mcpgw_control_v1_source_version_started_proto_goTypes = []any{
 	(*SourceVersionStarted)(nil), // 0: mcpgw.control.v1.SourceVersionStarted
 	(*v1.EventMeta)(nil),         // 1: mcpgw.common.v1.EventMeta
 	(*DocumentRef)(nil),          // 2: mcpgw.control.v1.DocumentRef
+	(*SourceDiff)(nil),           // 3: mcpgw.control.v1.SourceDiff
 }
 var file_mcpgw_control_v1_source_version_started_proto_depIdxs = []int32{
 	1, // 0: mcpgw.control.v1.SourceVersionStarted.meta:type_name -> mcpgw.common.v1.EventMeta
 	2, // 1: mcpgw.control.v1.SourceVersionStarted.document:type_name -> mcpgw.control.v1.DocumentRef
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 2: mcpgw.control.v1.SourceVersionStarted.diff:type_name -> mcpgw.control.v1.SourceDiff
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mcpgw_control_v1_source_version_started_proto_init() }
@@ -181,6 +195,7 @@ func file_mcpgw_control_v1_source_version_started_proto_init() {
 	if File_mcpgw_control_v1_source_version_started_proto != nil {
 		return
 	}
+	file_mcpgw_control_v1_source_diff_proto_init()
 	file_mcpgw_control_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
