@@ -206,11 +206,26 @@ func (f *fakeEdge) importSource(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_argument", "name is required")
 		return
 	}
-	id, version := "src_petstore", 1
+	id, version, rv := "src_petstore", 1, json.RawMessage(cannedReview)
 	if s := r.URL.Query().Get("source_id"); s != "" {
 		id, version = s, 2
+		var doc map[string]any
+		_ = json.Unmarshal([]byte(cannedReview), &doc)
+		doc["diff"] = map[string]any{
+			"base_version": 1,
+			"operations": map[string]any{
+				"added":     []any{map[string]any{"tool": "delete_pet", "method": "DELETE", "path": "/pets/{id}"}},
+				"removed":   []any{},
+				"changed":   []any{map[string]any{"tool": "list_pets", "method": "GET", "path": "/pets", "changes": []string{"input_schema", "auth"}}},
+				"unchanged": 2,
+			},
+			"auth":    map[string]any{"added": []any{map[string]any{"name": "OAuth", "kind": "oauth2"}}, "removed": []any{}, "changed": []any{}},
+			"hosts":   map[string]any{"added": []string{"api2.petstore.example"}, "removed": []string{"api.petstore.example"}},
+			"omitted": 0,
+		}
+		rv, _ = json.Marshal(doc)
 	}
-	reply(w, map[string]any{"source_id": id, "version": version, "review": json.RawMessage(cannedReview)})
+	reply(w, map[string]any{"source_id": id, "version": version, "review": rv})
 }
 
 func (f *fakeEdge) approve(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,7 @@ type review struct {
 	Diagnostics []struct {
 		Level string `json:"level"`
 	} `json:"diagnostics"`
+	Diff *reviewDiff `json:"diff"`
 }
 
 // reviewRequirement is one auth requirement of an operation.
@@ -128,6 +129,9 @@ func printReview(w io.Writer, sourceID string, version uint32, raw json.RawMessa
 				return err
 			}
 		}
+		if rv.Diff != nil {
+			printDiff(w, rv.Diff)
+		}
 		fmt.Fprintf(w, "\nDiagnostics: %s\n", diagnosticsSummary(rv))
 	}
 	_, err := fmt.Fprintf(w, "\nNext: review the tools, then run: mcpgw approve %s %d\n", printable(sourceID), version)
@@ -197,4 +201,67 @@ func diagnosticsSummary(rv review) string {
 		by[i] = fmt.Sprintf("%d %s", counts[l], printable(l))
 	}
 	return fmt.Sprintf("%d (%s; see -o json)", len(rv.Diagnostics), strings.Join(by, ", "))
+}
+
+// reviewDiff is what a re-import changes against the previous version.
+type reviewDiff struct {
+	BaseVersion uint32 `json:"base_version"`
+	Operations  struct {
+		Added, Removed, Changed []struct {
+			Tool         string   `json:"tool"`
+			Method       string   `json:"method"`
+			Path         string   `json:"path"`
+			Changes      []string `json:"changes"`
+			PreviousTool string   `json:"previous_tool"`
+		}
+		Unchanged uint32 `json:"unchanged"`
+	} `json:"operations"`
+	Auth struct {
+		Added, Removed, Changed []struct {
+			Name    string   `json:"name"`
+			Kind    string   `json:"kind"`
+			Changes []string `json:"changes"`
+		}
+	} `json:"auth"`
+	Hosts struct {
+		Added, Removed []string
+	} `json:"hosts"`
+	Omitted uint32 `json:"omitted"`
+}
+
+// printDiff renders a re-import's changes: what the approver must look at.
+func printDiff(w io.Writer, d *reviewDiff) {
+	fmt.Fprintf(w, "\nChanges against version %d (%d tools unchanged):\n", d.BaseVersion, d.Operations.Unchanged)
+	for _, op := range d.Operations.Added {
+		fmt.Fprintf(w, "  + tool %s (%s)\n", printable(op.Tool), printable(op.Method+" "+op.Path))
+	}
+	for _, op := range d.Operations.Removed {
+		fmt.Fprintf(w, "  - tool %s (%s)\n", printable(op.Tool), printable(op.Method+" "+op.Path))
+	}
+	for _, op := range d.Operations.Changed {
+		name := printable(op.Tool)
+		if op.PreviousTool != "" {
+			name += " (was " + printable(op.PreviousTool) + ")"
+		}
+		fmt.Fprintf(w, "  ~ tool %s: %s changed\n", name, printable(strings.Join(op.Changes, ", ")))
+	}
+	for _, sc := range d.Auth.Added {
+		fmt.Fprintf(w, "  + auth %s (%s)\n", printable(sc.Name), printable(sc.Kind))
+	}
+	for _, sc := range d.Auth.Removed {
+		fmt.Fprintf(w, "  - auth %s (%s)\n", printable(sc.Name), printable(sc.Kind))
+	}
+	for _, sc := range d.Auth.Changed {
+		fmt.Fprintf(w, "  ~ auth %s: %s changed\n", printable(sc.Name), printable(strings.Join(sc.Changes, ", ")))
+	}
+	for _, h := range d.Hosts.Added {
+		fmt.Fprintf(w, "  + host %s\n", printable(h))
+	}
+	for _, h := range d.Hosts.Removed {
+		fmt.Fprintf(w, "  - host %s\n", printable(h))
+	}
+	if d.Omitted > 0 {
+		fmt.Fprintf(w, "  … and %d more (see -o json)\n", d.Omitted)
+	}
+	fmt.Fprintln(w, "  Agents keep the approved version until this one is approved.")
 }

@@ -56,7 +56,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Analyze parses an OpenAPI 3.0 or 3.1 document (JSON or YAML) and returns its
+// Analyze parses an OpenAPI 3.0/3.1 or Swagger 2.0 document (JSON or YAML) or
+// a Postman Collection v2.0/v2.1 and returns its
 // operations, auth requirements and tools. It reads nothing but doc: external
 // references are refused. Errors are *SyntaxError, *InvalidError, *LimitError
 // or *UnsupportedFormatError (matched by ErrSyntax, ErrInvalid, ErrLimit and

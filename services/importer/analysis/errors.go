@@ -9,7 +9,7 @@ import (
 // exactly one of them.
 var (
 	// ErrUnsupportedFormat: the document is a description this package does
-	// not analyse (Swagger 2.0, Postman, AsyncAPI, OpenAPI 3.2) or none at all.
+	// not analyse (OpenAPI 3.2, Postman 1.0, AsyncAPI, …) or none at all.
 	ErrUnsupportedFormat = errors.New("unsupported description format")
 	// ErrSyntax: the bytes are not well-formed JSON or YAML.
 	ErrSyntax = errors.New("description syntax error")

@@ -118,10 +118,10 @@ func TestRefusals(t *testing.T) {
 		{name: "deep invalid json", doc: strings.Repeat("[", 20000), sentinel: analysis.ErrLimit},
 		{name: "deep yaml", doc: deepYAML, sentinel: analysis.ErrLimit},
 		{
-			name:     "swagger 2.0",
-			doc:      `{"swagger":"2.0","info":{"title":"t","version":"1"},"paths":{}}`,
+			name:     "swagger 3.0",
+			doc:      `{"swagger":"3.0","info":{"title":"t","version":"1"},"paths":{}}`,
 			sentinel: analysis.ErrUnsupportedFormat,
-			check:    wantFormat(analysis.FormatSwagger2),
+			check:    wantFormat("swagger3"),
 		},
 		{
 			name:     "postman 1.0",

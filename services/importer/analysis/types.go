@@ -6,8 +6,9 @@ import "encoding/json"
 // in events, in stored results and in the output of `mcpgw inspect`.
 type Format string
 
-// Formats Analyze recognises. Only the OpenAPI 3.x formats are analysed; the
-// others are detected and refused with an *UnsupportedFormatError.
+// Formats Analyze recognises. OpenAPI 3.0/3.1, Swagger 2.0 and Postman 2.0/2.1
+// are analysed; the others are detected and refused with an
+// *UnsupportedFormatError.
 const (
 	FormatOpenAPI30 Format = "openapi3.0"
 	FormatOpenAPI31 Format = "openapi3.1"
@@ -72,9 +73,11 @@ const (
 // than null. A Result holds no secret: descriptions declare where credentials
 // go, never their values.
 type Result struct {
-	// Format is the detected format, FormatOpenAPI30 or FormatOpenAPI31.
+	// Format is the detected format: FormatOpenAPI30, FormatOpenAPI31,
+	// FormatSwagger2, FormatPostman20 or FormatPostman21.
 	Format Format `json:"format"`
-	// SpecVersion is the `openapi` field as written, e.g. "3.0.3".
+	// SpecVersion is the `openapi` or `swagger` field as written (e.g.
+	// "3.0.3", "2.0"), or the Postman collection version.
 	SpecVersion string `json:"spec_version"`
 	// Title and Version come from the document's info object.
 	Title   string `json:"title"`
