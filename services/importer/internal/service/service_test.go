@@ -464,7 +464,7 @@ func TestImport(t *testing.T) {
 		missing := proto.Clone(good).(*controlv1.DocumentRef)
 		missing.Object = tenant + "/upl_missing"
 		syntax := f.upload([]byte("openapi: 3.0.3\ninfo:\n  title: Broken\n  version: '1'\npaths:\n  /x:\n    get: [unclosed\n"))
-		swagger := f.upload([]byte(`{"swagger": "2.0", "info": {"title": "Old", "version": "1"}, "paths": {}}`))
+		async := f.upload([]byte("asyncapi: 2.6.0\ninfo: {title: Events, version: \"1\"}\nchannels: {}\n"))
 		huge := f.upload(bytes.Repeat([]byte("#"), maxDoc+1))
 
 		tests := []struct {
@@ -474,7 +474,7 @@ func TestImport(t *testing.T) {
 			msg  string
 		}{
 			{"malformed description", func() *rpcv1.ImportSource { return f.command(tenant, "Broken", "", syntax) }, errcode.InvalidArgument, "at line 8, column 1"},
-			{"unsupported format", func() *rpcv1.ImportSource { return f.command(tenant, "Old", "", swagger) }, errcode.InvalidArgument, "swagger2"},
+			{"unsupported format", func() *rpcv1.ImportSource { return f.command(tenant, "Events", "", async) }, errcode.InvalidArgument, "asyncapi"},
 			{"SHA-256 mismatch", func() *rpcv1.ImportSource { return f.command(tenant, "X", "", wrongSum) }, errcode.InvalidArgument, "SHA-256"},
 			{"size mismatch", func() *rpcv1.ImportSource { return f.command(tenant, "X", "", wrongSize) }, errcode.InvalidArgument, "size"},
 			{"bad SHA-256", func() *rpcv1.ImportSource {
