@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +43,7 @@ over a limit) is refused with its location, and the exit code is 1.`,
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", name, err)
 			}
-			doc := inspectDocument(res)
+			doc := analysis.NewDocument(res)
 			return r.emit(cmd, doc, func(w io.Writer) error { return printInspection(w, doc) })
 		},
 	}
@@ -74,174 +73,10 @@ func (r *run) readDescription(path string) ([]byte, string, error) {
 	return data, name, nil
 }
 
-// inspection is the document `mcpgw inspect -o json` prints. Every key the
-// document's specification names is always present: lists are [] rather
-// than null, and a string that does not apply is "". The analysis' further
-// fields are kept beside them.
-type inspection struct {
-	Format      string `json:"format"`
-	SpecVersion string `json:"spec_version"`
-	Title       string `json:"title"`
-	Version     string `json:"version"`
-	// Servers are the document's base URLs, variables set to their defaults.
-	Servers     []string              `json:"servers"`
-	Schemes     []inspectedScheme     `json:"schemes"`
-	Operations  []inspectedOperation  `json:"operations"`
-	Diagnostics []inspectedDiagnostic `json:"diagnostics"`
-}
-
-// inspectedScheme is a declared security scheme.
-type inspectedScheme struct {
-	Name             string          `json:"name"`
-	Kind             string          `json:"kind"`
-	In               string          `json:"in"`
-	Param            string          `json:"param"`
-	Flows            []inspectedFlow `json:"flows"`
-	Scopes           []string        `json:"scopes"`
-	Type             string          `json:"type"`
-	HTTPScheme       string          `json:"http_scheme,omitempty"`
-	BearerFormat     string          `json:"bearer_format,omitempty"`
-	OpenIDConnectURL string          `json:"openid_connect_url,omitempty"`
-	Description      string          `json:"description,omitempty"`
-}
-
-// inspectedFlow is one OAuth 2.0 flow of a scheme.
-type inspectedFlow struct {
-	Type             string   `json:"type"`
-	AuthorizationURL string   `json:"authorization_url,omitempty"`
-	TokenURL         string   `json:"token_url,omitempty"`
-	RefreshURL       string   `json:"refresh_url,omitempty"`
-	Scopes           []string `json:"scopes"`
-}
-
-// inspectedRequirement is one credential an operation needs, always
-// supplied by the gateway (caller_visible is false).
-type inspectedRequirement struct {
-	Scheme        string   `json:"scheme"`
-	Kind          string   `json:"kind"`
-	In            string   `json:"in"`
-	Param         string   `json:"param"`
-	Scopes        []string `json:"scopes"`
-	CallerVisible bool     `json:"caller_visible"`
-	Inferred      bool     `json:"inferred,omitempty"`
-}
-
-// inspectedOperation is one operation and the tool generated for it.
-type inspectedOperation struct {
-	Method      string `json:"method"`
-	Path        string `json:"path"`
-	OperationID string `json:"operation_id"`
-	Tool        string `json:"tool"`
-	// Auth lists alternatives, each a list of requirements applied
-	// together; [] means no auth.
-	Auth         [][]inspectedRequirement `json:"auth"`
-	InferredAuth []inspectedRequirement   `json:"inferred_auth"`
-	InputSchema  json.RawMessage          `json:"input_schema"`
-	Unsupported  string                   `json:"unsupported"`
-	Description  string                   `json:"description"`
-	AuthSource   string                   `json:"auth_source"`
-	OutputSchema json.RawMessage          `json:"output_schema,omitempty"`
-	Annotations  analysis.Annotations     `json:"annotations"`
-	Servers      []string                 `json:"servers"`
-	Request      analysis.Request         `json:"request"`
-	Response     analysis.Response        `json:"response"`
-	Excluded     []analysis.ExcludedParam `json:"excluded"`
-	Deprecated   bool                     `json:"deprecated,omitempty"`
-	Tags         []string                 `json:"tags,omitempty"`
-}
-
-// inspectedDiagnostic is a finding that did not stop the analysis.
-type inspectedDiagnostic struct {
-	Level   string `json:"level"`
-	Message string `json:"message"`
-	Pointer string `json:"pointer"`
-}
-
-// emptyObjectSchema is the input schema of an operation without inputs.
-var emptyObjectSchema = json.RawMessage(`{"type":"object","properties":{}}`)
-
-// inspectDocument maps an analysis result to the inspect document.
-func inspectDocument(res *analysis.Result) inspection {
-	doc := inspection{
-		Format:      string(res.Format),
-		SpecVersion: res.SpecVersion,
-		Title:       res.Title,
-		Version:     res.Version,
-		Servers:     serverURLs(res.Servers),
-		Schemes:     make([]inspectedScheme, 0, len(res.Schemes)),
-		Operations:  make([]inspectedOperation, 0, len(res.Operations)),
-		Diagnostics: make([]inspectedDiagnostic, 0, len(res.Diagnostics)),
-	}
-	for _, s := range res.Schemes {
-		flows := make([]inspectedFlow, 0, len(s.Flows))
-		for _, f := range s.Flows {
-			flows = append(flows, inspectedFlow{Type: f.Type, AuthorizationURL: f.AuthorizationURL, TokenURL: f.TokenURL, RefreshURL: f.RefreshURL, Scopes: nonNil(f.Scopes)})
-		}
-		doc.Schemes = append(doc.Schemes, inspectedScheme{
-			Name: s.Name, Kind: string(s.Kind), In: string(s.In), Param: s.Param, Flows: flows, Scopes: nonNil(s.Scopes),
-			Type: s.Type, HTTPScheme: s.HTTPScheme, BearerFormat: s.BearerFormat, OpenIDConnectURL: s.OpenIDConnectURL, Description: s.Description,
-		})
-	}
-	for _, op := range res.Operations {
-		auth := make([][]inspectedRequirement, 0, len(op.Auth))
-		for _, alt := range op.Auth {
-			auth = append(auth, requirements(alt))
-		}
-		input := op.InputSchema
-		if len(input) == 0 {
-			input = emptyObjectSchema
-		}
-		req := op.Request
-		if req.Fields == nil {
-			req.Fields = []analysis.Field{}
-		}
-		excluded := op.Excluded
-		if excluded == nil {
-			excluded = []analysis.ExcludedParam{}
-		}
-		doc.Operations = append(doc.Operations, inspectedOperation{
-			Method: op.Method, Path: op.Path, OperationID: op.OperationID, Tool: op.Name,
-			Auth: auth, InferredAuth: requirements(op.InferredAuth), InputSchema: input, Unsupported: op.Unsupported,
-			Description: op.Description, AuthSource: string(op.AuthSource), OutputSchema: op.OutputSchema, Annotations: op.Annotations,
-			Servers: serverURLs(op.Servers), Request: req, Response: op.Response, Excluded: excluded, Deprecated: op.Deprecated, Tags: op.Tags,
-		})
-	}
-	for _, d := range res.Diagnostics {
-		doc.Diagnostics = append(doc.Diagnostics, inspectedDiagnostic{Level: string(d.Level), Message: d.Message, Pointer: d.Pointer})
-	}
-	return doc
-}
-
-func requirements(in []analysis.Requirement) []inspectedRequirement {
-	out := make([]inspectedRequirement, 0, len(in))
-	for _, q := range in {
-		out = append(out, inspectedRequirement{
-			Scheme: q.Scheme, Kind: string(q.Kind), In: string(q.In), Param: q.Param, Scopes: nonNil(q.Scopes),
-			CallerVisible: q.CallerVisible, Inferred: q.Inferred,
-		})
-	}
-	return out
-}
-
-func serverURLs(in []analysis.Server) []string {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		out = append(out, s.URL)
-	}
-	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 // printInspection writes the human review of an inspected description.
-func printInspection(w io.Writer, doc inspection) error {
+func printInspection(w io.Writer, doc *analysis.Document) error {
 	about := strings.TrimSpace(printable(doc.Title) + " " + printable(doc.Version))
-	fmt.Fprintf(w, "Description: %s\n", strings.TrimSpace(about+" ("+printable(doc.Format)+")"))
+	fmt.Fprintf(w, "Description: %s\n", strings.TrimSpace(about+" ("+printable(string(doc.Format))+")"))
 	servers := make([]string, len(doc.Servers))
 	for i, s := range doc.Servers {
 		servers[i] = printable(s)
@@ -255,7 +90,7 @@ func printInspection(w io.Writer, doc inspection) error {
 		fmt.Fprintln(w)
 		t := newTable(w, "  SCHEME", "KIND", "PLACEMENT", "DETAILS")
 		for _, s := range doc.Schemes {
-			t.row("  "+orDash(s.Name), orDash(s.Kind), orDash(strings.TrimSpace(s.In+" "+s.Param)), schemeDetails(s))
+			t.row("  "+orDash(s.Name), orDash(string(s.Kind)), orDash(strings.TrimSpace(string(s.In)+" "+s.Param)), schemeDetails(s))
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -291,7 +126,7 @@ func printInspection(w io.Writer, doc inspection) error {
 		fmt.Fprintln(w)
 		t := newTable(w, "  LEVEL", "WHERE", "MESSAGE")
 		for _, d := range doc.Diagnostics {
-			t.row("  "+orDash(d.Level), orDash(d.Pointer), printable(d.Message))
+			t.row("  "+orDash(string(d.Level)), orDash(d.Pointer), printable(d.Message))
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -302,9 +137,9 @@ func printInspection(w io.Writer, doc inspection) error {
 }
 
 // schemeDetails summarizes what a scheme declares beyond its placement.
-func schemeDetails(s inspectedScheme) string {
+func schemeDetails(s analysis.DocumentScheme) string {
 	var parts []string
-	if s.HTTPScheme != "" && s.Kind == string(analysis.KindHTTPOther) {
+	if s.HTTPScheme != "" && s.Kind == analysis.KindHTTPOther {
 		parts = append(parts, "scheme "+printable(s.HTTPScheme))
 	}
 	if s.BearerFormat != "" {
@@ -328,10 +163,10 @@ func schemeDetails(s inspectedScheme) string {
 
 // reviewRequirements converts requirements to the shape of an import's
 // review, whose summaries inspect prints too.
-func reviewRequirements(in []inspectedRequirement) []reviewRequirement {
+func reviewRequirements(in []analysis.DocumentRequirement) []reviewRequirement {
 	out := make([]reviewRequirement, len(in))
 	for i, q := range in {
-		out[i] = reviewRequirement{Scheme: q.Scheme, Kind: q.Kind, In: q.In, Param: q.Param, Scopes: q.Scopes}
+		out[i] = reviewRequirement{Scheme: q.Scheme, Kind: string(q.Kind), In: string(q.In), Param: q.Param, Scopes: q.Scopes}
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpgw/mcpgw/services/importer/analysis"
 	"github.com/mcpgw/mcpgw/tools/cli"
 )
 
@@ -358,6 +359,28 @@ func TestInspectJSONShape(t *testing.T) {
 	}
 	if pointers == 0 {
 		t.Error("no diagnostic has a pointer, want the one about the unused path parameter of /broken")
+	}
+}
+
+// TestInspectPrintsDocument checks that inspect -o json prints the
+// analysis package's Document and nothing else, the document the importer's
+// review carries too.
+func TestInspectPrintsDocument(t *testing.T) {
+	res, err := analysis.Analyze([]byte(shapeDoc), analysis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.MarshalIndent(analysis.NewDocument(res), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	out := h.run(t, shapeDoc, "inspect", "-", "-o", "json")
+	if out.code != 0 {
+		t.Fatalf("exit %d: %s", out.code, out.stderr)
+	}
+	if out.stdout != string(want)+"\n" {
+		t.Fatalf("inspect printed\n%s\nwant analysis.NewDocument\n%s", out.stdout, want)
 	}
 }
 

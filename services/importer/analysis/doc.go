@@ -3,7 +3,8 @@
 // business fields only.
 //
 // The package performs no I/O: Analyze takes the document's bytes and returns
-// a Result whose JSON encoding is the document `mcpgw inspect -o json` prints.
+// a Result; NewDocument maps it to the review document that `mcpgw inspect -o json`
+// prints and the operator API returns for an import.
 // External $refs are refused, never fetched. It is shared by the importer
 // service and the offline inspect command, so it has no dependency on the bus,
 // storage or logging.

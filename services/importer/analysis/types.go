@@ -68,9 +68,9 @@ const (
 	AuthNone AuthSource = "none"
 )
 
-// Result is everything Analyze learned from one description. Its JSON encoding
-// is the document `mcpgw inspect -o json` prints; slices encode as [] rather
-// than null. A Result holds no secret: descriptions declare where credentials
+// Result is everything Analyze learned from one description; NewDocument
+// maps it to the review document `mcpgw inspect -o json` prints. Slices encode
+// as [] rather than null. A Result holds no secret: descriptions declare where credentials
 // go, never their values.
 type Result struct {
 	// Format is the detected format: FormatOpenAPI30, FormatOpenAPI31,

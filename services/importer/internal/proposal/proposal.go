@@ -132,15 +132,19 @@ func Slug(name string) string {
 	return b.String()
 }
 
-// Review encodes res as JSON for the operator, within budget bytes, with
-// diff (when not nil) as its "diff" object (see ReviewDiff). When the full
-// encoding is larger it drops the operations' schemas, then trailing
-// operations, and says so in an info diagnostic; when even that does not
-// fit, it drops trailing diff entries too (counted in the diff's
-// "omitted"). The events always carry every tool in full.
+// Review encodes the review of res for the operator, within budget bytes:
+// the analysis.Document of res (the document `mcpgw inspect -o json`
+// prints, byte for byte once compacted) with diff, when not nil, beside it
+// as its "diff" object (see ReviewDiff). When the full encoding is larger it
+// drops the operations' input and output schemas (input_schema becomes
+// null), then trailing operations, and says so in an info diagnostic; when
+// even that does not fit, it drops trailing diff entries too (counted in the
+// diff's "omitted"). It does not modify res. The events always carry every
+// tool in full.
 func Review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+	doc := analysis.NewDocument(res)
 	for {
-		b, err := review(res, diff, budget)
+		b, err := review(doc, diff, budget)
 		if !errors.Is(err, errReviewTooLarge) || DiffEntries(diff) == 0 {
 			return b, err
 		}
@@ -151,39 +155,39 @@ func Review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byt
 // errReviewTooLarge: the review does not fit even without operations.
 var errReviewTooLarge = errors.New("review exceeds the reply budget")
 
-// reviewDoc is the review: the analysis result with the diff beside it.
+// reviewDoc is the review: the document with the diff beside it.
 type reviewDoc struct {
-	*analysis.Result
+	*analysis.Document
 	Diff *JSONDiff `json:"diff,omitempty"`
 }
 
-func review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+func review(doc *analysis.Document, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
 	jd := ReviewDiff(diff)
-	full, err := json.Marshal(reviewDoc{res, jd})
+	full, err := json.Marshal(reviewDoc{doc, jd})
 	if err != nil {
 		return nil, fmt.Errorf("encode review: %w", err)
 	}
 	if len(full) <= budget {
 		return full, nil
 	}
-	short := *res
-	short.Operations = make([]analysis.Operation, len(res.Operations))
-	for i, op := range res.Operations {
+	short := *doc
+	short.Operations = make([]analysis.DocumentOperation, len(doc.Operations))
+	for i, op := range doc.Operations {
 		op.InputSchema, op.OutputSchema = nil, nil
 		short.Operations[i] = op
 	}
-	note := func(omitted int) analysis.Diagnostic {
+	note := func(omitted int) analysis.DocumentDiagnostic {
 		msg := "review shortened to fit a reply: operation schemas omitted"
 		if omitted > 0 {
-			msg += fmt.Sprintf("; %d of %d operations omitted", omitted, len(res.Operations))
+			msg += fmt.Sprintf("; %d of %d operations omitted", omitted, len(doc.Operations))
 		}
-		return analysis.Diagnostic{Level: analysis.LevelInfo, Message: msg}
+		return analysis.DocumentDiagnostic{Level: analysis.LevelInfo, Message: msg}
 	}
 	encode := func(n int) ([]byte, error) {
-		r := short
-		r.Operations = short.Operations[:n]
-		r.Diagnostics = append(append([]analysis.Diagnostic{}, res.Diagnostics...), note(len(res.Operations)-n))
-		return json.Marshal(reviewDoc{&r, jd})
+		d := short
+		d.Operations = short.Operations[:n]
+		d.Diagnostics = append(append([]analysis.DocumentDiagnostic{}, doc.Diagnostics...), note(len(doc.Operations)-n))
+		return json.Marshal(reviewDoc{&d, jd})
 	}
 	// The largest prefix of operations that fits, by binary search.
 	lo, hi := 0, len(short.Operations)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -137,7 +139,7 @@ func TestToolsDigestOrder(t *testing.T) {
 
 func TestReview(t *testing.T) {
 	res := demoResult(t)
-	full, err := json.Marshal(res)
+	full, err := json.Marshal(analysis.NewDocument(res))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func TestReview(t *testing.T) {
 			if len(b) > tc.budget {
 				t.Fatalf("review of %d bytes exceeds %d", len(b), tc.budget)
 			}
-			var got analysis.Result
+			var got analysis.Document
 			if err := json.Unmarshal(b, &got); err != nil {
 				t.Fatal(err)
 			}
@@ -195,4 +197,88 @@ func TestReview(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReviewIsInspectDocument checks that a review without a diff is the
+// document `mcpgw inspect -o json` prints, byte for byte once compacted:
+// against analysis.NewDocument for descriptions of every format, and
+// against the CLI's golden files, whose first line names the description
+// they inspected.
+func TestReviewIsInspectDocument(t *testing.T) {
+	const (
+		repo   = "../../../.."
+		corpus = repo + "/../shared/corpus"
+	)
+	if _, err := os.Stat(corpus); err != nil {
+		t.Fatalf("the corpus of real descriptions must be at shared/corpus beside the repository checkout: %v", err)
+	}
+	analyze := func(t *testing.T, path string) *analysis.Result {
+		t.Helper()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := analysis.Analyze(data, analysis.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	review := func(t *testing.T, res *analysis.Result) []byte {
+		t.Helper()
+		b, err := Review(res, nil, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	t.Run("document", func(t *testing.T) {
+		for _, path := range []string{
+			repo + "/services/importer/analysis/testdata/demo-messages.yaml",
+			corpus + "/A15__nytimes-archive-swagger.yaml",
+			corpus + "/A17__twilio_oauth_v1.yaml",
+			corpus + "/A35__newman-hawk-auth-test.postman_collection.json",
+		} {
+			t.Run(filepath.Base(path), func(t *testing.T) {
+				res := analyze(t, path)
+				want, err := json.Marshal(analysis.NewDocument(res))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := review(t, res); !bytes.Equal(got, want) {
+					t.Fatalf("review differs from the document:\n--- review\n%s\n--- document\n%s", got, want)
+				}
+			})
+		}
+	})
+
+	t.Run("inspect golden", func(t *testing.T) {
+		for _, name := range []string{"inspect_demo_json", "inspect_corpus_and_or_json"} {
+			t.Run(name, func(t *testing.T) {
+				golden, err := os.ReadFile(filepath.Join(repo, "tools", "cli", "testdata", "output", name+".golden"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				command, rest, _ := strings.Cut(string(golden), "\n")
+				args := strings.Fields(command)
+				if len(args) != 6 || args[2] != "inspect" || args[4] != "-o" || args[5] != "json" {
+					t.Fatalf("golden %s runs %q, want mcpgw inspect FILE -o json", name, command)
+				}
+				path := strings.NewReplacer("$CORPUS", corpus, "$REPO", repo).Replace(args[3])
+				_, stdout, ok := strings.Cut(rest, "--- stdout\n")
+				stdout, _, ok2 := strings.Cut(stdout, "--- stderr\n")
+				if !ok || !ok2 {
+					t.Fatalf("golden %s has no stdout section", name)
+				}
+				var want bytes.Buffer
+				if err := json.Compact(&want, []byte(stdout)); err != nil {
+					t.Fatalf("golden %s stdout is not JSON: %v", name, err)
+				}
+				if got := review(t, analyze(t, path)); !bytes.Equal(got, want.Bytes()) {
+					t.Fatalf("review of %s differs from mcpgw inspect -o json:\n--- review\n%s\n--- inspect\n%s", path, got, want.Bytes())
+				}
+			})
+		}
+	})
 }
