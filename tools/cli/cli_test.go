@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +164,11 @@ func TestOutputGolden(t *testing.T) {
 		{"import_stdin_new_version", "openapi: 3.0.3\n", []string{"import", "-", "--name", "Petstore", "--source-id", "src_petstore"}, 0},
 		{"import_json", "", []string{"import", "testdata/petstore.yaml", "--name", "Petstore", "-o", "json"}, 0},
 		{"import_missing_name", "", []string{"import", "testdata/petstore.yaml"}, 2},
+		{"import_url", "", []string{"import", "--url", "https://specs.petstore.example/openapi.yaml?token=t", "--allow-host", "specs.petstore.example", "--allow-prefix", "10.0.0.0/8", "--name", "Petstore"}, 0},
+		{"import_url_json", "", []string{"import", "--url", "https://specs.petstore.example/openapi.yaml", "--allow-host", "specs.petstore.example", "--name", "Petstore", "-o", "json"}, 0},
+		{"import_url_and_file", "", []string{"import", "testdata/petstore.yaml", "--url", "https://specs.petstore.example/openapi.yaml", "--name", "Petstore"}, 2},
+		{"import_url_no_allow_host", "", []string{"import", "--url", "https://specs.petstore.example/openapi.yaml", "--name", "Petstore"}, 1},
+		{"import_allow_host_without_url", "", []string{"import", "testdata/petstore.yaml", "--allow-host", "specs.petstore.example", "--name", "Petstore"}, 2},
 		{"approve_proposed_hosts", "", []string{"approve", "src_petstore", "1"}, 0},
 		{"approve_hosts", "", []string{"approve", "src_petstore", "1", "--allow-host", "api.petstore.example", "--allow-host", "127.0.0.1:9000", "--allow-prefix", "127.0.0.1/32"}, 0},
 		{"approve_bad_version", "", []string{"approve", "src_petstore", "v1"}, 2},
@@ -280,6 +286,28 @@ func TestImportUploadsTheDocument(t *testing.T) {
 				t.Fatalf("uploaded %q", reqs[0].Body)
 			}
 		})
+	}
+}
+
+func TestImportURLSendsNoBody(t *testing.T) {
+	h := newHarness(t)
+	specURL := "https://specs.petstore.example/v1/openapi.yaml?token=t&x=1"
+	res := h.run(t, "ignored stdin", "import", "--url", specURL, "--allow-host", "specs.petstore.example", "--allow-host", "*.cdn.petstore.example",
+		"--allow-prefix", "10.0.0.0/8", "--name", "Pet Store", "--source-id", "src_petstore")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	reqs := h.edge.Requests()
+	if len(reqs) != 1 || reqs[0].Method != "POST" || reqs[0].Path != "/api/v1/tenants/demo/sources" || len(reqs[0].Body) != 0 {
+		t.Fatalf("requests = %+v", reqs)
+	}
+	q, err := url.ParseQuery(reqs[0].RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Get("name") != "Pet Store" || q.Get("url") != specURL || q.Get("source_id") != "src_petstore" ||
+		!slices.Equal(q["allow_host"], []string{"specs.petstore.example", "*.cdn.petstore.example"}) || !slices.Equal(q["allow_prefix"], []string{"10.0.0.0/8"}) {
+		t.Fatalf("query = %v", q)
 	}
 }
 

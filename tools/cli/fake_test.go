@@ -206,6 +206,16 @@ func (f *fakeEdge) importSource(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_argument", "name is required")
 		return
 	}
+	if q := r.URL.Query(); q.Has("url") {
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			apiError(w, http.StatusBadRequest, "invalid_argument", "send either a body or a url, not both")
+			return
+		}
+		if len(q["allow_host"]) == 0 {
+			apiError(w, http.StatusBadRequest, "invalid_argument", "fetch: the URL's host is not in the fetch allowlist (host \"specs.petstore.example\")")
+			return
+		}
+	}
 	id, version, rv := "src_petstore", 1, json.RawMessage(cannedReview)
 	if s := r.URL.Query().Get("source_id"); s != "" {
 		id, version = s, 2

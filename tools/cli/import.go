@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mcpgw/mcpgw/tools/client"
 )
 
 // review is the part of the importer's review (the analysis result) that
@@ -40,21 +42,42 @@ type reviewRequirement struct {
 }
 
 func (r *run) importCommand() *cobra.Command {
-	var name, sourceID string
+	var name, sourceID, fromURL string
+	var allowHosts, allowPrefixes []string
 	cmd := &cobra.Command{
-		Use:   "import FILE --name NAME [--source-id ID]",
+		Use:   "import (FILE | --url URL [--allow-host H]... [--allow-prefix P]...) --name NAME [--source-id ID]",
 		Short: "Import an API description as a source (FILE - reads stdin)",
 		Long: `Import uploads an OpenAPI or Postman description as a new source, or as a
 new version of an existing source with --source-id. FILE - reads the
 description from stdin.
+
+With --url instead of FILE, the server fetches the description itself: an
+http or https URL without credentials, fetched with a size cap and a
+timeout, following redirects only to the same host. --allow-host names the
+hosts the fetch may connect to, and the URL's host must be one of them;
+--allow-prefix (a CIDR prefix) lets it reach a loopback or private address.
+Remote $refs inside the description are refused even when their host is
+allowed: the description must be self-contained.
 
 It prints the source ID and version and a review: each generated tool with
 the upstream auth it requires (always supplied by the gateway, never by the
 caller) and the number of diagnostics. Nothing changes until the version is
 approved (mcpgw approve).`,
 		Example: `  mcpgw import petstore.yaml --name "Petstore"
-  curl -s https://api.example.com/openapi.json | mcpgw import - --name Example --source-id src_1234`,
-		Args: exactArgs("FILE"),
+  curl -s https://api.example.com/openapi.json | mcpgw import - --name Example --source-id src_1234
+  mcpgw import --url https://api.example.com/openapi.json --allow-host api.example.com --name Example`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if fromURL != "" {
+				if len(args) != 0 {
+					return usagef(cmd, "FILE and --url are mutually exclusive")
+				}
+				return nil
+			}
+			if len(allowHosts) > 0 || len(allowPrefixes) > 0 {
+				return usagef(cmd, "--allow-host and --allow-prefix need --url")
+			}
+			return exactArgs("FILE")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if name == "" {
 				return usagef(cmd, "--name is required")
@@ -63,18 +86,23 @@ approved (mcpgw approve).`,
 			if err != nil {
 				return err
 			}
-			var doc io.Reader
-			if args[0] == "-" {
-				doc = r.cfg.Stdin
+			var res *client.ImportResult
+			if fromURL != "" {
+				res, err = c.ImportURL(cmd.Context(), r.tenant, name, sourceID, fromURL, allowHosts, allowPrefixes)
 			} else {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return fmt.Errorf("open description: %w", err)
+				var doc io.Reader
+				if args[0] == "-" {
+					doc = r.cfg.Stdin
+				} else {
+					f, err := os.Open(args[0])
+					if err != nil {
+						return fmt.Errorf("open description: %w", err)
+					}
+					defer f.Close()
+					doc = f
 				}
-				defer f.Close()
-				doc = f
+				res, err = c.Import(cmd.Context(), r.tenant, name, sourceID, doc)
 			}
-			res, err := c.Import(cmd.Context(), r.tenant, name, sourceID, doc)
 			if err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
@@ -93,6 +121,9 @@ approved (mcpgw approve).`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "display name of the source (required)")
 	cmd.Flags().StringVar(&sourceID, "source-id", "", "import as a new version of this source")
+	cmd.Flags().StringVar(&fromURL, "url", "", "have the server fetch the description from this http or https URL (instead of FILE)")
+	cmd.Flags().StringArrayVar(&allowHosts, "allow-host", nil, "host the fetch may connect to; the URL's host must be one (repeatable; with --url)")
+	cmd.Flags().StringArrayVar(&allowPrefixes, "allow-prefix", nil, "CIDR prefix that lets the fetch reach a loopback or private address (repeatable; with --url)")
 	return cmd
 }
 

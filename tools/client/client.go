@@ -165,6 +165,31 @@ func (c *Client) Import(ctx context.Context, tenant, name, sourceID string, doc 
 	return &out, nil
 }
 
+// ImportURL asks the server to fetch a description from rawURL and import
+// it, as a new source or (with sourceID) a new version of one. allowHosts
+// are the host patterns the fetch may connect to (the URL's host must match
+// one of them); allowPrefixes are CIDR prefixes that let it reach
+// loopback or private addresses. Remote $refs in the description are
+// refused by the server even when allowHosts names their host. rawURL is
+// sent in the request's query string; errors never repeat it.
+func (c *Client) ImportURL(ctx context.Context, tenant, name, sourceID, rawURL string, allowHosts, allowPrefixes []string) (*ImportResult, error) {
+	q := url.Values{"name": {name}, "url": {rawURL}}
+	if sourceID != "" {
+		q.Set("source_id", sourceID)
+	}
+	if len(allowHosts) > 0 {
+		q["allow_host"] = allowHosts
+	}
+	if len(allowPrefixes) > 0 {
+		q["allow_prefix"] = allowPrefixes
+	}
+	var out ImportResult
+	if err := c.do(ctx, http.MethodPost, tenantPath(tenant, "sources"), q, nil, "", &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CommandResult is the answer to a command that changed an object: its ID
 // and the aggregate's revision after the command.
 type CommandResult struct {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +56,15 @@ type ImportResult struct {
 	Review   json.RawMessage `json:"review"`
 }
 
-// upload streams a description into the upload bucket and imports it.
+// Bounds of an import from a URL, checked again by the importer.
+const (
+	maxImportURL   = 8 << 10
+	maxFetchAllows = 64
+)
+
+// upload streams a description into the upload bucket and imports it; with
+// a url parameter and no body, it asks the importer to fetch the
+// description from that URL instead (see importURL).
 func (a *API) upload(w http.ResponseWriter, r *http.Request, c *call) error {
 	q := r.URL.Query()
 	name := strings.TrimSpace(q.Get("name"))
@@ -66,6 +76,12 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, c *call) error {
 		if err := bus.CheckToken("source_id", sourceID); err != nil {
 			return err
 		}
+	}
+	if q.Has("url") {
+		return a.importURL(w, r, c, name, sourceID, q)
+	}
+	if q.Has("allow_host") || q.Has("allow_prefix") {
+		return errcode.New(errcode.InvalidArgument, "allow_host and allow_prefix need a url")
 	}
 	// Refuse an actor who may not import at all before accepting a body of
 	// up to UploadLimit bytes; the real command is authorized again once the
@@ -96,6 +112,59 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, c *call) error {
 		Tenant: c.tenant, Name: name, SourceId: sourceID,
 		Upload: &controlv1.DocumentRef{Bucket: bus.BucketUploads, Object: object, Sha256: hex.EncodeToString(sum.Sum(nil)), Size: info.Size},
 	}
+	return a.runImport(w, r, c, cmd)
+}
+
+// importURL asks the importer to fetch a description from the url
+// parameter, under the egress allowlist of the allow_host and allow_prefix
+// parameters (the URL's host must be among the hosts), and imports it. The
+// request must have no body. Errors never repeat the URL: it may carry a
+// token in its query string.
+func (a *API) importURL(w http.ResponseWriter, r *http.Request, c *call, name, sourceID string, q url.Values) error {
+	if r.ContentLength > 0 {
+		return errcode.New(errcode.InvalidArgument, "send either a body or a url, not both")
+	}
+	if r.ContentLength < 0 {
+		var one [1]byte
+		if n, _ := io.ReadFull(http.MaxBytesReader(w, r.Body, 1), one[:]); n > 0 {
+			return errcode.New(errcode.InvalidArgument, "send either a body or a url, not both")
+		}
+	}
+	if len(q["url"]) != 1 {
+		return errcode.New(errcode.InvalidArgument, "name one url")
+	}
+	raw := q.Get("url")
+	if len(raw) > maxImportURL {
+		return errcode.Errorf(errcode.InvalidArgument, "url longer than %d bytes", maxImportURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return errcode.New(errcode.InvalidArgument, "url must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return errcode.New(errcode.InvalidArgument, "url must not carry credentials (user:password@)")
+	}
+	hosts, prefixes := q["allow_host"], q["allow_prefix"]
+	if len(hosts) > maxFetchAllows || len(prefixes) > maxFetchAllows {
+		return errcode.Errorf(errcode.InvalidArgument, "at most %d allow_host and %d allow_prefix values", maxFetchAllows, maxFetchAllows)
+	}
+	for _, h := range hosts {
+		if h == "" || len(h) > 262 || strings.IndexFunc(h, unicode.IsSpace) >= 0 || !utf8.ValidString(h) {
+			return errcode.New(errcode.InvalidArgument, "invalid allow_host")
+		}
+	}
+	for _, p := range prefixes {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return errcode.New(errcode.InvalidArgument, "invalid allow_prefix: a CIDR prefix such as 10.0.0.0/8")
+		}
+	}
+	cmd := &rpcv1.ImportSource{Tenant: c.tenant, Name: name, SourceId: sourceID, Url: raw,
+		FetchAllowedHosts: hosts, FetchAllowedPrefixes: prefixes}
+	return a.runImport(w, r, c, cmd)
+}
+
+// runImport authorizes cmd, sends it to the importer and writes its result.
+func (a *API) runImport(w http.ResponseWriter, r *http.Request, c *call, cmd *rpcv1.ImportSource) error {
 	if err := a.authorize(r.Context(), c, cmd); err != nil {
 		return err
 	}

@@ -470,6 +470,10 @@ func (h *harness) importHandler(ctx context.Context, req *bus.Request) (proto.Me
 	if err := h.verifyCommand(req, &msg); err != nil {
 		return &rpcv1.ImportReply{Error: &rpcv1.Error{Code: string(errcode.PermissionDenied), Message: "command refused"}}, nil
 	}
+	if msg.GetUrl() != "" {
+		// The importer fetches the URL itself; nothing was uploaded.
+		return &rpcv1.ImportReply{SourceId: "src_0002", Version: 1, Review: []byte(`{"tools":1}`)}, nil
+	}
 	ref := msg.GetUpload()
 	// Read as the admin: bus.PermissionsFor(Importer) lacks the JetStream
 	// flow-control subject ($JS.FC.OBJ_uploads.>) an Object Store Get of a

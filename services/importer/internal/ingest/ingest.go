@@ -1,6 +1,7 @@
 // Package ingest runs the importer's one command: import a description that
-// the edge streamed into the upload bucket, as a new source or as a new
-// version of one. It reads and checks the upload, analyses it, stores the
+// the edge streamed into the upload bucket, or that the importer fetches
+// from a URL the operator named (package fetch), as a new source or as a new
+// version of one. It reads and checks the document, analyses it, stores the
 // document, and appends the source version's events; a version becomes
 // visible only with its commit event, so an import that fails anywhere
 // leaves nothing visible, and a malformed description writes nothing at all.
@@ -41,6 +42,7 @@ import (
 	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
 	"github.com/mcpgw/mcpgw/services/importer/analysis"
 	"github.com/mcpgw/mcpgw/services/importer/internal/catalog"
+	"github.com/mcpgw/mcpgw/services/importer/internal/fetch"
 	"github.com/mcpgw/mcpgw/services/importer/internal/proposal"
 )
 
@@ -82,6 +84,9 @@ type Config struct {
 	Tools ToolCatalog
 	// MaxDocumentBytes bounds an upload (default DefaultMaxDocumentBytes).
 	MaxDocumentBytes int64
+	// Fetch configures imports from a URL. Its MaxBytes is capped at (and
+	// defaults to) MaxDocumentBytes.
+	Fetch fetch.Config
 	// ToolNameBudget bounds generated tool names (analysis default when 0).
 	ToolNameBudget int
 	// MaxEventBytes bounds one encoded event (default DefaultMaxEventBytes).
@@ -105,6 +110,7 @@ type ToolCatalog interface {
 type Importer struct {
 	cfg   Config
 	log   *slog.Logger
+	fetch *fetch.Fetcher
 	locks keyedMutex
 }
 
@@ -125,7 +131,17 @@ func New(cfg Config) (*Importer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Importer{cfg: cfg, log: cfg.Logger.With("component", "ingest"), locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
+	if cfg.Fetch.MaxBytes <= 0 || cfg.Fetch.MaxBytes > cfg.MaxDocumentBytes {
+		cfg.Fetch.MaxBytes = cfg.MaxDocumentBytes
+	}
+	if cfg.Fetch.Logger == nil {
+		cfg.Fetch.Logger = cfg.Logger
+	}
+	f, err := fetch.New(cfg.Fetch)
+	if err != nil {
+		return nil, err
+	}
+	return &Importer{cfg: cfg, log: cfg.Logger.With("component", "ingest"), fetch: f, locks: keyedMutex{m: map[string]*lockEntry{}}}, nil
 }
 
 // Command is one import, already authorized.
@@ -137,7 +153,14 @@ type Command struct {
 	// SourceID is empty for a new source.
 	SourceID string
 	// Upload names the object in the upload bucket and its SHA-256 (hex).
+	// Exactly one of Upload and URL is set.
 	Upload *controlv1.DocumentRef
+	// URL is fetched (see package fetch) when there is no upload. It may
+	// carry a query string: it is never recorded or repeated in an error.
+	URL string
+	// FetchAllowedHosts and FetchAllowedPrefixes are the egress allowlist of
+	// the fetch; the URL's host must match one of the hosts.
+	FetchAllowedHosts, FetchAllowedPrefixes []string
 	// Actor is recorded on every event.
 	Actor                  *commonv1.Actor
 	RequestID, TraceParent string
@@ -156,8 +179,9 @@ type Result struct {
 	Tools int
 }
 
-// Import imports cmd's upload. It returns only after the version was
-// committed and this process's read model has applied the commit.
+// Import imports cmd's upload, or the document fetched from cmd's URL. It
+// returns only after the version was committed and this process's read
+// model has applied the commit.
 func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
 	if err := im.validate(&cmd); err != nil {
 		return Result{}, err
@@ -167,13 +191,24 @@ func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
 			return Result{}, errcode.New(errcode.NotFound, "source not found")
 		}
 	}
-	doc, err := im.readUpload(ctx, cmd.Upload)
+	var (
+		doc []byte
+		err error
+	)
+	if cmd.URL != "" {
+		doc, err = im.fetchURL(ctx, cmd)
+	} else {
+		doc, err = im.readUpload(ctx, cmd.Upload)
+	}
 	if err != nil {
 		return Result{}, err
 	}
 	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes})
 	if err != nil {
 		return Result{}, analysisError(err)
+	}
+	if cmd.URL != "" {
+		res.Diagnostics = append(res.Diagnostics, analysis.Diagnostic{Level: analysis.LevelInfo, Message: RemoteRefNote})
 	}
 
 	key := cmd.Tenant + "/" + cmd.SourceID
@@ -208,8 +243,23 @@ func (im *Importer) validate(cmd *Command) error {
 		}
 	}
 	u := cmd.Upload
+	if cmd.URL != "" {
+		if u != nil {
+			return errcode.New(errcode.InvalidArgument, "name either an upload or a URL, not both")
+		}
+		if _, err := fetch.ParseURL(cmd.URL); err != nil {
+			return fetchError(err)
+		}
+		if _, err := fetch.Rules(cmd.FetchAllowedHosts, cmd.FetchAllowedPrefixes); err != nil {
+			return fetchError(err)
+		}
+		return nil
+	}
+	if len(cmd.FetchAllowedHosts) > 0 || len(cmd.FetchAllowedPrefixes) > 0 {
+		return errcode.New(errcode.InvalidArgument, "a fetch allowlist needs a URL")
+	}
 	if u == nil || u.GetObject() == "" {
-		return errcode.New(errcode.InvalidArgument, "no upload named")
+		return errcode.New(errcode.InvalidArgument, "no upload or URL named")
 	}
 	if b := u.GetBucket(); b != "" && b != bus.BucketUploads {
 		return errcode.Errorf(errcode.InvalidArgument, "uploads are read from bucket %q only", bus.BucketUploads)
@@ -269,6 +319,44 @@ func (im *Importer) readUpload(ctx context.Context, ref *controlv1.DocumentRef) 
 		return nil, errcode.New(errcode.InvalidArgument, "upload does not match its SHA-256")
 	}
 	return doc, nil
+}
+
+// RemoteRefNote is the diagnostic a review of a fetched description carries.
+const RemoteRefNote = "fetched from a URL: remote $refs are refused in this version, even when the fetch allowlist names their host; the description must be self-contained"
+
+// fetchURL fetches cmd's URL under its allowlist.
+func (im *Importer) fetchURL(ctx context.Context, cmd Command) ([]byte, error) {
+	d, err := im.fetch.Fetch(ctx, fetch.Request{URL: cmd.URL, AllowedHosts: cmd.FetchAllowedHosts, AllowedPrefixes: cmd.FetchAllowedPrefixes})
+	if err != nil {
+		return nil, fetchError(err)
+	}
+	if int64(len(d.Body)) > im.cfg.MaxDocumentBytes {
+		return nil, im.tooLarge()
+	}
+	return d.Body, nil
+}
+
+// fetchError maps a fetch refusal or failure to a caller-facing error; a
+// *fetch.Error's message names the host at most, never the URL.
+func fetchError(err error) error {
+	var fe *fetch.Error
+	if !errors.As(err, &fe) {
+		return errcode.New(errcode.Unavailable, "the description could not be fetched")
+	}
+	// A host or address outside the allowlist is the command's own fault:
+	// InvalidArgument, not PermissionDenied (which is about the actor).
+	code := errcode.InvalidArgument
+	switch fe.Code {
+	case fetch.CodeTooLarge:
+		code = errcode.TooLarge
+	case fetch.CodeTimeout, fetch.CodeUnreachable, fetch.CodeCanceled:
+		code = errcode.Unavailable
+	case fetch.CodeStatus:
+		if fe.Status >= 500 {
+			code = errcode.Unavailable
+		}
+	}
+	return errcode.New(code, fe.Error())
 }
 
 // analysisError maps an analysis refusal to a caller-facing error that says
@@ -531,6 +619,9 @@ func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result
 	if err := im.refresh(ctx); err != nil {
 		return "", 0, nil, err
 	}
+	// An upload's content was checked against its SHA-256; a fetched
+	// document's is computed here.
+	sum := sha256.Sum256(doc)
 	for attempt := 0; ; attempt++ {
 		if t, err = im.target(ctx, cmd); err != nil {
 			return "", 0, nil, err
@@ -542,7 +633,7 @@ func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result
 			Meta: meta(), SourceId: t.id, Version: t.version, Name: t.name, Slug: t.slug,
 			Format: string(res.Format), Title: title(res), ProposedHosts: pl.prop.Hosts,
 			Document: &controlv1.DocumentRef{Bucket: bus.BucketSources, Object: objectName(cmd.Tenant, t.id, t.version),
-				Sha256: strings.ToLower(cmd.Upload.GetSha256()), Size: uint64(len(doc))},
+				Sha256: hex.EncodeToString(sum[:]), Size: uint64(len(doc))},
 			Diff: pl.diff,
 		}
 		app, err = im.cfg.Publisher.AppendControl(ctx, bus.AggSource, t.id, started, t.expect)

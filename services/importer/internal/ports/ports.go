@@ -78,13 +78,16 @@ func (h *Handlers) Import(ctx context.Context, req *bus.Request) (proto.Message,
 		trace = req.Meta.TraceParent
 	}
 	res, err := h.imp.Import(ctx, ingest.Command{
-		Tenant:      cmd.GetTenant(),
-		Name:        cmd.GetName(),
-		SourceID:    cmd.GetSourceId(),
-		Upload:      cmd.GetUpload(),
-		Actor:       Actor(authz),
-		RequestID:   requestID,
-		TraceParent: trace,
+		Tenant:               cmd.GetTenant(),
+		Name:                 cmd.GetName(),
+		SourceID:             cmd.GetSourceId(),
+		Upload:               cmd.GetUpload(),
+		URL:                  cmd.GetUrl(),
+		FetchAllowedHosts:    cmd.GetFetchAllowedHosts(),
+		FetchAllowedPrefixes: cmd.GetFetchAllowedPrefixes(),
+		Actor:                Actor(authz),
+		RequestID:            requestID,
+		TraceParent:          trace,
 	})
 	if err != nil {
 		return h.refuse(req, err), nil

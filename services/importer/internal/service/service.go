@@ -17,6 +17,7 @@ import (
 	libcatalog "github.com/mcpgw/mcpgw/libs/catalog"
 	"github.com/mcpgw/mcpgw/libs/reqctx"
 	"github.com/mcpgw/mcpgw/services/importer/internal/catalog"
+	"github.com/mcpgw/mcpgw/services/importer/internal/fetch"
 	"github.com/mcpgw/mcpgw/services/importer/internal/ingest"
 	"github.com/mcpgw/mcpgw/services/importer/internal/ports"
 )
@@ -36,7 +37,10 @@ type Config struct {
 	MaxDocumentBytes int64
 	// ToolNameBudget bounds generated tool names (analysis default when 0).
 	ToolNameBudget int
-	Logger         *slog.Logger
+	// Fetch configures imports from a URL (size cap, timeout, redirects,
+	// resolver); its MaxBytes is capped at MaxDocumentBytes.
+	Fetch  fetch.Config
+	Logger *slog.Logger
 }
 
 // setupTimeout bounds joining the bus and looking up buckets.
@@ -150,7 +154,7 @@ func build(ctx context.Context, cfg Config, rt *bus.Runtime) (*Service, error) {
 	imp, err := ingest.New(ingest.Config{
 		Uploads: uploads, Sources: sources, Control: control,
 		Publisher: rt.Publisher, Projection: proj, Catalog: cat, Tools: tools,
-		MaxDocumentBytes: cfg.MaxDocumentBytes, ToolNameBudget: cfg.ToolNameBudget,
+		MaxDocumentBytes: cfg.MaxDocumentBytes, ToolNameBudget: cfg.ToolNameBudget, Fetch: cfg.Fetch,
 		MaxEventBytes: maxEvent, MaxReviewBytes: int(rt.Conn.MaxPayload()) - replyHeadroom,
 		Logger: log,
 	})

@@ -23,18 +23,37 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ImportSource (rpc.importer.import) imports a description the edge streamed
-// into the upload bucket, as a new source or a new version of one.
+// ImportSource (rpc.importer.import) imports a description, as a new source
+// or a new version of one: either one the edge streamed into the upload
+// bucket (upload) or one the importer fetches itself (url). Exactly one of
+// upload and url is set.
 type ImportSource struct {
 	state         protoimpl.MessageState  `protogen:"open.v1"`
 	Authorization *v1.SignedAuthorization `protobuf:"bytes,1,opt,name=authorization,proto3" json:"authorization,omitempty"`
 	Tenant        string                  `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	Name          string                  `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Empty for a new source.
-	SourceId      string           `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	Upload        *v11.DocumentRef `protobuf:"bytes,5,opt,name=upload,proto3" json:"upload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SourceId string `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// The uploaded description; unset when url is set.
+	Upload *v11.DocumentRef `protobuf:"bytes,5,opt,name=upload,proto3" json:"upload,omitempty"`
+	// An http or https URL, without user info, that the importer fetches the
+	// description from through the guarded egress dialer: with a size cap
+	// (the importer's largest document), a timeout, and redirects followed
+	// only to the same host. Empty when upload is set. It may carry a query
+	// string; no error or event repeats it.
+	Url string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
+	// Host patterns (as egress rules: "api.example.com", "*.example.com",
+	// "host:8443", an IP literal) the fetch may connect to. The URL's own
+	// host must match one of them: the operator names where the importer
+	// may fetch from. Remote $refs inside the description stay refused even
+	// when their host is listed here.
+	FetchAllowedHosts []string `protobuf:"bytes,7,rep,name=fetch_allowed_hosts,json=fetchAllowedHosts,proto3" json:"fetch_allowed_hosts,omitempty"`
+	// CIDR prefixes that lift the ban on special-purpose addresses (loopback,
+	// private, link-local) for the fetch; a URL whose host is or resolves to
+	// such an address needs one ("127.0.0.1/32").
+	FetchAllowedPrefixes []string `protobuf:"bytes,8,rep,name=fetch_allowed_prefixes,json=fetchAllowedPrefixes,proto3" json:"fetch_allowed_prefixes,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ImportSource) Reset() {
@@ -98,6 +117,27 @@ func (x *ImportSource) GetSourceId() string {
 func (x *ImportSource) GetUpload() *v11.DocumentRef {
 	if x != nil {
 		return x.Upload
+	}
+	return nil
+}
+
+func (x *ImportSource) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ImportSource) GetFetchAllowedHosts() []string {
+	if x != nil {
+		return x.FetchAllowedHosts
+	}
+	return nil
+}
+
+func (x *ImportSource) GetFetchAllowedPrefixes() []string {
+	if x != nil {
+		return x.FetchAllowedPrefixes
 	}
 	return nil
 }
@@ -176,13 +216,16 @@ var File_mcpgw_rpc_v1_importer_proto protoreflect.FileDescriptor
 
 const file_mcpgw_rpc_v1_importer_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmcpgw/rpc/v1/importer.proto\x12\fmcpgw.rpc.v1\x1a\x1dmcpgw/common/v1/context.proto\x1a\x1cmcpgw/control/v1/types.proto\x1a\x18mcpgw/rpc/v1/error.proto\"\xda\x01\n" +
+	"\x1bmcpgw/rpc/v1/importer.proto\x12\fmcpgw.rpc.v1\x1a\x1dmcpgw/common/v1/context.proto\x1a\x1cmcpgw/control/v1/types.proto\x1a\x18mcpgw/rpc/v1/error.proto\"\xd2\x02\n" +
 	"\fImportSource\x12J\n" +
 	"\rauthorization\x18\x01 \x01(\v2$.mcpgw.common.v1.SignedAuthorizationR\rauthorization\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
 	"\tsource_id\x18\x04 \x01(\tR\bsourceId\x125\n" +
-	"\x06upload\x18\x05 \x01(\v2\x1d.mcpgw.control.v1.DocumentRefR\x06upload\"\x87\x01\n" +
+	"\x06upload\x18\x05 \x01(\v2\x1d.mcpgw.control.v1.DocumentRefR\x06upload\x12\x10\n" +
+	"\x03url\x18\x06 \x01(\tR\x03url\x12.\n" +
+	"\x13fetch_allowed_hosts\x18\a \x03(\tR\x11fetchAllowedHosts\x124\n" +
+	"\x16fetch_allowed_prefixes\x18\b \x03(\tR\x14fetchAllowedPrefixes\"\x87\x01\n" +
 	"\vImportReply\x12)\n" +
 	"\x05error\x18\x01 \x01(\v2\x13.mcpgw.rpc.v1.ErrorR\x05error\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
