@@ -170,6 +170,7 @@ var (
 	BrokerCreate       = Verb{Broker, "create_binding", []Service{Edge}}
 	BrokerSlots        = Verb{Broker, "slots", []Service{Edge}}
 	ImporterImport     = Verb{Importer, "import", []Service{Edge}}
+	ImporterMapAuth    = Verb{Importer, "map_auth", []Service{Edge}}
 	AuditQuery         = Verb{Audit, "query", []Service{Edge}}
 )
 
@@ -179,7 +180,7 @@ func Verbs() []Verb {
 		PolicyAuthenticate, PolicyAuthorize, PolicyVisible, PolicyCheck, PolicyApprove,
 		PolicySelect, PolicyGrant, PolicyRevokeGrant, PolicyIssueKey, PolicyRevokeKey,
 		AdapterInvoke, AdapterExplain, BrokerResolve, BrokerPutSecret, BrokerCreate, BrokerSlots,
-		ImporterImport, AuditQuery,
+		ImporterImport, ImporterMapAuth, AuditQuery,
 	}
 }
 

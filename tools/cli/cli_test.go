@@ -133,7 +133,7 @@ func golden(t *testing.T, path, got string) {
 
 func TestHelpGolden(t *testing.T) {
 	commands := [][]string{
-		{}, {"import"}, {"approve"}, {"select"},
+		{}, {"import"}, {"map-auth"}, {"approve"}, {"select"},
 		{"secret"}, {"secret", "put"},
 		{"binding"}, {"binding", "create"}, {"binding", "slots"},
 		{"grant"}, {"grant", "add"}, {"grant", "revoke"},
@@ -169,6 +169,10 @@ func TestOutputGolden(t *testing.T) {
 		{"import_url_and_file", "", []string{"import", "testdata/petstore.yaml", "--url", "https://specs.petstore.example/openapi.yaml", "--name", "Petstore"}, 2},
 		{"import_url_no_allow_host", "", []string{"import", "--url", "https://specs.petstore.example/openapi.yaml", "--name", "Petstore"}, 1},
 		{"import_allow_host_without_url", "", []string{"import", "testdata/petstore.yaml", "--allow-host", "specs.petstore.example", "--name", "Petstore"}, 2},
+		{"map_auth_api_key", "", []string{"map-auth", "src_petstore", "inferred:header:X-Sig", "--kind", "apiKey", "--in", "header", "--param", "X-Sig"}, 0},
+		{"map_auth_json", "", []string{"map-auth", "src_petstore", "PartnerAuth", "--kind", "http-bearer", "-o", "json"}, 0},
+		{"map_auth_missing_kind", "", []string{"map-auth", "src_petstore", "PartnerAuth"}, 2},
+		{"map_auth_missing_param", "", []string{"map-auth", "src_petstore", "PartnerAuth", "--kind", "apiKey", "--in", "header"}, 1},
 		{"approve_proposed_hosts", "", []string{"approve", "src_petstore", "1"}, 0},
 		{"approve_hosts", "", []string{"approve", "src_petstore", "1", "--allow-host", "api.petstore.example", "--allow-host", "127.0.0.1:9000", "--allow-prefix", "127.0.0.1/32"}, 0},
 		{"approve_bad_version", "", []string{"approve", "src_petstore", "v1"}, 2},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +83,7 @@ func newFakeEdge(t *testing.T, token string) *fakeEdge {
 	mux.HandleFunc("GET /api/v1/keys", f.keys)
 	mux.HandleFunc("POST /api/v1/tenants/{tenant}/sources", f.importSource)
 	mux.HandleFunc("POST /api/v1/tenants/{tenant}/sources/{id}/versions/{version}/approve", f.approve)
+	mux.HandleFunc("POST /api/v1/tenants/{tenant}/sources/{id}/auth/{scheme}", f.mapAuth)
 	mux.HandleFunc("PUT /api/v1/tenants/{tenant}/sources/{id}/selection", f.selection)
 	mux.HandleFunc("POST /api/v1/tenants/{tenant}/secrets", f.putSecret)
 	mux.HandleFunc("POST /api/v1/tenants/{tenant}/bindings", f.createBinding)
@@ -236,6 +238,43 @@ func (f *fakeEdge) importSource(w http.ResponseWriter, r *http.Request) {
 		rv, _ = json.Marshal(doc)
 	}
 	reply(w, map[string]any{"source_id": id, "version": version, "review": rv})
+}
+
+// mapAuth answers a mapping with version 2 of the source and a review whose
+// diff changes the scheme's kind.
+func (f *fakeEdge) mapAuth(w http.ResponseWriter, r *http.Request) {
+	var in client.AuthMapping
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_argument", "bad body")
+		return
+	}
+	if in.Kind == "apiKey" && in.Param == "" {
+		apiError(w, http.StatusBadRequest, "invalid_argument", "an apiKey needs the parameter that carries it")
+		return
+	}
+	if in.Kind != "apiKey" {
+		in.In, in.Param = "header", "Authorization"
+	}
+	scheme := r.PathValue("scheme")
+	var doc map[string]any
+	_ = json.Unmarshal([]byte(cannedReview), &doc)
+	doc["diff"] = map[string]any{
+		"base_version": 1,
+		"operations": map[string]any{
+			"added": []any{}, "removed": []any{},
+			"changed":   []any{map[string]any{"tool": "create_pet", "method": "POST", "path": "/pets", "changes": []string{"auth"}}},
+			"unchanged": 2,
+		},
+		"auth":    map[string]any{"added": []any{}, "removed": []any{}, "changed": []any{map[string]any{"name": scheme, "kind": in.Kind, "previous_kind": "hmac", "changes": []string{"kind"}}}},
+		"hosts":   map[string]any{"added": []string{}, "removed": []string{}},
+		"omitted": 0,
+	}
+	doc["diagnostics"] = append(doc["diagnostics"].([]any), map[string]any{"level": "info",
+		"message": fmt.Sprintf("auth scheme %q mapped by an operator: kind %s, in %s, param %q", scheme, in.Kind, in.In, in.Param)})
+	rv, _ := json.Marshal(doc)
+	reply(w, map[string]any{"source_id": r.PathValue("id"), "version": 2, "review": json.RawMessage(rv)})
 }
 
 func (f *fakeEdge) approve(w http.ResponseWriter, r *http.Request) {

@@ -130,6 +130,12 @@ approved (mcpgw approve).`,
 // printReview writes the human summary of an import.
 func printReview(w io.Writer, sourceID string, version uint32, raw json.RawMessage) error {
 	fmt.Fprintf(w, "Imported source %s version %d\n", printable(sourceID), version)
+	return printReviewBody(w, sourceID, version, raw)
+}
+
+// printReviewBody writes the review of a new version and the next step,
+// after a heading line.
+func printReviewBody(w io.Writer, sourceID string, version uint32, raw json.RawMessage) error {
 	var rv review
 	if len(raw) == 0 || string(raw) == "null" {
 		fmt.Fprintln(w, "The server returned no review.")

@@ -72,6 +72,7 @@ printed.`,
 
 	root.AddCommand(
 		r.importCommand(),
+		r.mapAuthCommand(),
 		r.inspectCommand(),
 		r.approveCommand(),
 		r.selectCommand(),

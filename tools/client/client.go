@@ -190,6 +190,28 @@ func (c *Client) ImportURL(ctx context.Context, tenant, name, sourceID, rawURL s
 	return &out, nil
 }
 
+// AuthMapping is the kind (apiKey, http-bearer or http-basic) and
+// placement an operator gives an auth scheme that no binding strategy
+// serves, or whose kind is unknown. An apiKey names In (header, query or
+// cookie) and Param; bearer and basic go in the Authorization header.
+type AuthMapping struct {
+	Kind  string `json:"kind"`
+	In    string `json:"in,omitempty"`
+	Param string `json:"param,omitempty"`
+}
+
+// MapAuth maps the auth scheme named scheme of a source: the server
+// proposes a new version of the source whose tools carry the mapped
+// requirement, answered like an import. Agents see nothing of it until the
+// version is approved.
+func (c *Client) MapAuth(ctx context.Context, tenant, sourceID, scheme string, m AuthMapping) (*ImportResult, error) {
+	var out ImportResult
+	if err := c.doJSON(ctx, http.MethodPost, tenantPath(tenant, "sources", sourceID, "auth", scheme), m, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CommandResult is the answer to a command that changed an object: its ID
 // and the aggregate's revision after the command.
 type CommandResult struct {

@@ -119,6 +119,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	const t = "/api/v1/tenants/{t}"
 	mux.Handle("POST "+t+"/sources", a.route(true, a.upload))
 	mux.Handle("POST "+t+"/sources/{id}/versions/{v}/approve", a.route(true, a.approve))
+	mux.Handle("POST "+t+"/sources/{id}/auth/{scheme}", a.route(true, a.mapAuth))
 	mux.Handle("PUT "+t+"/sources/{id}/selection", a.route(true, a.selection))
 	mux.Handle("POST "+t+"/secrets", a.route(true, a.putSecret))
 	mux.Handle("POST "+t+"/bindings", a.route(true, a.createBinding))

@@ -172,6 +172,12 @@ func (a *API) runImport(w http.ResponseWriter, r *http.Request, c *call, cmd *rp
 	if err := a.send(r.Context(), c, bus.ImporterImport, cmd, &reply, a.importTimeout); err != nil {
 		return err
 	}
+	return writeImport(w, &reply)
+}
+
+// writeImport writes an importer's reply: its error, or 201 with the new
+// version and its review.
+func writeImport(w http.ResponseWriter, reply *rpcv1.ImportReply) error {
 	if err := ingress.ReplyError(reply.GetError()); err != nil {
 		return err
 	}
@@ -181,6 +187,50 @@ func (a *API) runImport(w http.ResponseWriter, r *http.Request, c *call, cmd *rp
 	}
 	ingress.WriteJSON(w, http.StatusCreated, ImportResult{SourceID: reply.GetSourceId(), Version: reply.GetVersion(), Review: review})
 	return nil
+}
+
+// MapAuthRequest is the body of an auth mapping: the kind (apiKey,
+// http-bearer or http-basic) and placement an operator gives a scheme of a
+// source that no binding strategy serves, or whose kind is unknown.
+type MapAuthRequest struct {
+	Kind  string `json:"kind"`
+	In    string `json:"in,omitempty"`
+	Param string `json:"param,omitempty"`
+}
+
+// maxSchemeName bounds a scheme name in a path (an inferred scheme's name
+// carries its parameter's).
+const maxSchemeName = 512
+
+// mapAuth asks the importer to propose a new version of a source in which
+// the scheme named in the path has the body's kind and placement; it
+// answers 201 with the new version and its review, like an import. The
+// importer validates the kind and placement.
+func (a *API) mapAuth(w http.ResponseWriter, r *http.Request, c *call) error {
+	sourceID := r.PathValue("id")
+	if err := bus.CheckToken("source id", sourceID); err != nil {
+		return err
+	}
+	scheme := r.PathValue("scheme")
+	if scheme == "" || len(scheme) > maxSchemeName || !utf8.ValidString(scheme) || strings.IndexFunc(scheme, unicode.IsControl) >= 0 {
+		return errcode.New(errcode.InvalidArgument, "invalid auth scheme name")
+	}
+	var body MapAuthRequest
+	if err := ingress.DecodeJSON(r, a.jsonLimit, &body); err != nil {
+		return err
+	}
+	if body.Kind == "" {
+		return errcode.New(errcode.InvalidArgument, "kind is required")
+	}
+	cmd := &rpcv1.MapAuth{Tenant: c.tenant, SourceId: sourceID, Scheme: scheme, Kind: body.Kind, In: body.In, Param: body.Param}
+	if err := a.authorize(r.Context(), c, cmd); err != nil {
+		return err
+	}
+	var reply rpcv1.ImportReply
+	if err := a.send(r.Context(), c, bus.ImporterMapAuth, cmd, &reply, a.importTimeout); err != nil {
+		return err
+	}
+	return writeImport(w, &reply)
 }
 
 // ApproveRequest is the body of an approval.

@@ -160,7 +160,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		{bus.PolicyRevokeKey, h.commandHandler(func() proto.Message { return &rpcv1.RevokeAgentKey{} }, "")},
 	})
 	h.serve(bus.Adapter, []route{{bus.AdapterInvoke, h.invoke}})
-	h.serve(bus.Importer, []route{{bus.ImporterImport, h.importHandler}})
+	h.serve(bus.Importer, []route{{bus.ImporterImport, h.importHandler}, {bus.ImporterMapAuth, h.mapAuthHandler}})
 	h.serve(bus.Broker, []route{
 		{bus.BrokerPutSecret, h.commandHandler(func() proto.Message { return &rpcv1.PutSecret{} }, "local:tenant-a/stripe")},
 		{bus.BrokerCreate, h.commandHandler(func() proto.Message { return &rpcv1.CreateBinding{} }, "bnd_0001")},
@@ -464,6 +464,19 @@ func (h *harness) invoked() []*invoked {
 }
 
 // --- importer ---
+
+// mapAuthHandler answers a verified mapping with version 2 of its source,
+// or not_found for a scheme named "missing".
+func (h *harness) mapAuthHandler(_ context.Context, req *bus.Request) (proto.Message, error) {
+	var msg rpcv1.MapAuth
+	if err := h.verifyCommand(req, &msg); err != nil {
+		return &rpcv1.ImportReply{Error: &rpcv1.Error{Code: string(errcode.PermissionDenied), Message: "command refused"}}, nil
+	}
+	if msg.GetScheme() == "missing" {
+		return &rpcv1.ImportReply{Error: &rpcv1.Error{Code: string(errcode.NotFound), Message: "no tool requires auth scheme \"missing\""}}, nil
+	}
+	return &rpcv1.ImportReply{SourceId: msg.GetSourceId(), Version: 2, Review: []byte(`{"diagnostics":[{"level":"info","message":"mapped"}]}`)}, nil
+}
 
 func (h *harness) importHandler(ctx context.Context, req *bus.Request) (proto.Message, error) {
 	var msg rpcv1.ImportSource

@@ -27,9 +27,11 @@ type Authorizer interface {
 	VerifyCommand(cmd proto.Message, tenant string) (*commonv1.Authorization, error)
 }
 
-// Importer runs an authorized import; *ingest.Importer implements it.
+// Importer runs authorized imports and auth mappings; *ingest.Importer
+// implements it.
 type Importer interface {
 	Import(ctx context.Context, cmd ingest.Command) (ingest.Result, error)
+	MapAuth(ctx context.Context, cmd ingest.MapAuthCommand) (ingest.Result, error)
 }
 
 // Config configures the handlers.
@@ -69,14 +71,7 @@ func (h *Handlers) Import(ctx context.Context, req *bus.Request) (proto.Message,
 	if err != nil {
 		return h.refuse(req, err), nil
 	}
-	requestID := authz.GetRequestId()
-	if requestID == "" && requestIDRE.MatchString(req.Meta.RequestID) {
-		requestID = req.Meta.RequestID
-	}
-	trace := ""
-	if traceParentRE.MatchString(req.Meta.TraceParent) {
-		trace = req.Meta.TraceParent
-	}
+	requestID, trace := correlation(req, authz)
 	res, err := h.imp.Import(ctx, ingest.Command{
 		Tenant:               cmd.GetTenant(),
 		Name:                 cmd.GetName(),
@@ -93,6 +88,51 @@ func (h *Handlers) Import(ctx context.Context, req *bus.Request) (proto.Message,
 		return h.refuse(req, err), nil
 	}
 	return &rpcv1.ImportReply{SourceId: res.SourceID, Version: res.Version, Review: res.Review}, nil
+}
+
+// MapAuth serves rpc.importer.map_auth (bus.ImporterMapAuth): it refuses a
+// command without policy's authorization of exactly this command in its
+// tenant before it reads anything, and replies ImportReply with the new
+// version the mapping proposes.
+func (h *Handlers) MapAuth(ctx context.Context, req *bus.Request) (proto.Message, error) {
+	var cmd rpcv1.MapAuth
+	if err := proto.Unmarshal(req.Data, &cmd); err != nil {
+		return h.refuse(req, errcode.New(errcode.InvalidArgument, "undecodable request")), nil
+	}
+	authz, err := h.auth.VerifyCommand(&cmd, cmd.GetTenant())
+	if err != nil {
+		return h.refuse(req, err), nil
+	}
+	requestID, trace := correlation(req, authz)
+	res, err := h.imp.MapAuth(ctx, ingest.MapAuthCommand{
+		Tenant:      cmd.GetTenant(),
+		SourceID:    cmd.GetSourceId(),
+		Scheme:      cmd.GetScheme(),
+		Kind:        cmd.GetKind(),
+		In:          cmd.GetIn(),
+		Param:       cmd.GetParam(),
+		Actor:       Actor(authz),
+		RequestID:   requestID,
+		TraceParent: trace,
+	})
+	if err != nil {
+		return h.refuse(req, err), nil
+	}
+	return &rpcv1.ImportReply{SourceId: res.SourceID, Version: res.Version, Review: res.Review}, nil
+}
+
+// correlation is the request ID (the authorization's, else the request's
+// when well formed) and the trace parent (when well formed) recorded on a
+// command's events.
+func correlation(req *bus.Request, authz *commonv1.Authorization) (requestID, trace string) {
+	requestID = authz.GetRequestId()
+	if requestID == "" && requestIDRE.MatchString(req.Meta.RequestID) {
+		requestID = req.Meta.RequestID
+	}
+	if traceParentRE.MatchString(req.Meta.TraceParent) {
+		trace = req.Meta.TraceParent
+	}
+	return requestID, trace
 }
 
 // refuse logs a refusal by code and request ID (never its input) and

@@ -135,23 +135,28 @@ func authAlternatives(op analysis.Operation) []*controlv1.AuthAlternative {
 // "inferred:<in>:<param>" ("inferred:<kind>" without a parameter), so that a
 // binding can name it.
 func scheme(r analysis.Requirement) *controlv1.AuthScheme {
-	name := r.Scheme
-	if name == "" {
-		switch {
-		case r.Param != "":
-			name = "inferred:" + string(r.In) + ":" + r.Param
-		default:
-			name = "inferred:" + string(r.Kind)
-		}
-	}
 	return &controlv1.AuthScheme{
-		Name:          name,
+		Name:          SchemeName(r),
 		Kind:          string(r.Kind),
 		In:            string(r.In),
 		Param:         r.Param,
 		Scopes:        append([]string(nil), r.Scopes...),
 		Inferred:      r.Inferred,
 		CallerVisible: false,
+	}
+}
+
+// SchemeName is the name a requirement's scheme carries in a ToolSpec: the
+// declared scheme's name, else "inferred:<in>:<param>" ("inferred:<kind>"
+// without a parameter).
+func SchemeName(r analysis.Requirement) string {
+	switch {
+	case r.Scheme != "":
+		return r.Scheme
+	case r.Param != "":
+		return "inferred:" + string(r.In) + ":" + r.Param
+	default:
+		return "inferred:" + string(r.Kind)
 	}
 }
 

@@ -2,7 +2,7 @@
 // builds its read models from CONTROL (its own catalog of sources, and the
 // shared catalog of committed tools and policy's approvals that new versions
 // are compared and tool names checked against), and serves
-// rpc.importer.import once they have caught up.
+// rpc.importer.import and rpc.importer.map_auth once they have caught up.
 package service
 
 import (
@@ -184,7 +184,7 @@ func (s *Service) apply(ctx context.Context, ev *bus.Event) error {
 	return s.tools.Apply(ctx, ev)
 }
 
-// Run replays CONTROL into the read models, serves rpc.importer.import once
+// Run replays CONTROL into the read models, serves the importer's verbs once
 // it has caught up, and returns when ctx ends (nil) or the projection fails
 // (its error; the service then stops serving rather than answer from a
 // stale read model).
@@ -200,12 +200,15 @@ func (s *Service) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	defer s.rt.Server.Close()
 	if err := s.rt.Server.Handle(bus.ImporterImport, s.handler.Import); err != nil {
 		return err
 	}
-	defer s.rt.Server.Close()
+	if err := s.rt.Server.Handle(bus.ImporterMapAuth, s.handler.MapAuth); err != nil {
+		return err
+	}
 	close(s.ready)
-	s.log.Info("importer serving", "verb", bus.ImporterImport.Subject())
+	s.log.Info("importer serving", "verbs", []string{bus.ImporterImport.Subject(), bus.ImporterMapAuth.Subject()})
 	select {
 	case <-ctx.Done():
 		return nil

@@ -212,6 +212,110 @@ func (x *ImportReply) GetReview() []byte {
 	return nil
 }
 
+// MapAuth (rpc.importer.map_auth) maps an auth requirement of a source that
+// no binding strategy serves, or whose kind is unknown, to a kind a
+// strategy serves. The importer proposes it as a new version of the source
+// (answered by ImportReply); agents see nothing of it until policy approves
+// that version's digests.
+type MapAuth struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Authorization *v1.SignedAuthorization `protobuf:"bytes,1,opt,name=authorization,proto3" json:"authorization,omitempty"`
+	Tenant        string                  `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	SourceId      string                  `protobuf:"bytes,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// The name of the scheme as the source's tools carry it (a declared
+	// scheme's name, or "inferred:<in>:<param>").
+	Scheme string `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// apiKey, http-bearer or http-basic.
+	Kind string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// header, query or cookie for apiKey; header (or empty) for bearer and
+	// basic, whose credential goes in the Authorization header.
+	In string `protobuf:"bytes,6,opt,name=in,proto3" json:"in,omitempty"`
+	// The parameter that carries the credential: required for apiKey;
+	// Authorization (or empty) for bearer and basic.
+	Param         string `protobuf:"bytes,7,opt,name=param,proto3" json:"param,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapAuth) Reset() {
+	*x = MapAuth{}
+	mi := &file_mcpgw_rpc_v1_importer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapAuth) ProtoMessage() {}
+
+func (x *MapAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_mcpgw_rpc_v1_importer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapAuth.ProtoReflect.Descriptor instead.
+func (*MapAuth) Descriptor() ([]byte, []int) {
+	return file_mcpgw_rpc_v1_importer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MapAuth) GetAuthorization() *v1.SignedAuthorization {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
+func (x *MapAuth) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *MapAuth) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *MapAuth) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *MapAuth) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MapAuth) GetIn() string {
+	if x != nil {
+		return x.In
+	}
+	return ""
+}
+
+func (x *MapAuth) GetParam() string {
+	if x != nil {
+		return x.Param
+	}
+	return ""
+}
+
 var File_mcpgw_rpc_v1_importer_proto protoreflect.FileDescriptor
 
 const file_mcpgw_rpc_v1_importer_proto_rawDesc = "" +
@@ -230,7 +334,15 @@ const file_mcpgw_rpc_v1_importer_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x13.mcpgw.rpc.v1.ErrorR\x05error\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12\x16\n" +
-	"\x06review\x18\x04 \x01(\fR\x06reviewB4Z2github.com/mcpgw/mcpgw/libs/gen/mcpgw/rpc/v1;rpcv1b\x06proto3"
+	"\x06review\x18\x04 \x01(\fR\x06review\"\xdc\x01\n" +
+	"\aMapAuth\x12J\n" +
+	"\rauthorization\x18\x01 \x01(\v2$.mcpgw.common.v1.SignedAuthorizationR\rauthorization\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1b\n" +
+	"\tsource_id\x18\x03 \x01(\tR\bsourceId\x12\x16\n" +
+	"\x06scheme\x18\x04 \x01(\tR\x06scheme\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02in\x18\x06 \x01(\tR\x02in\x12\x14\n" +
+	"\x05param\x18\a \x01(\tR\x05paramB4Z2github.com/mcpgw/mcpgw/libs/gen/mcpgw/rpc/v1;rpcv1b\x06proto3"
 
 var (
 	file_mcpgw_rpc_v1_importer_proto_rawDescOnce sync.Once
@@ -244,23 +356,25 @@ func file_mcpgw_rpc_v1_importer_proto_rawDescGZIP() []byte {
 	return file_mcpgw_rpc_v1_importer_proto_rawDescData
 }
 
-var file_mcpgw_rpc_v1_importer_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mcpgw_rpc_v1_importer_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_mcpgw_rpc_v1_importer_proto_goTypes = []any{
 	(*ImportSource)(nil),           // 0: mcpgw.rpc.v1.ImportSource
 	(*ImportReply)(nil),            // 1: mcpgw.rpc.v1.ImportReply
-	(*v1.SignedAuthorization)(nil), // 2: mcpgw.common.v1.SignedAuthorization
-	(*v11.DocumentRef)(nil),        // 3: mcpgw.control.v1.DocumentRef
-	(*Error)(nil),                  // 4: mcpgw.rpc.v1.Error
+	(*MapAuth)(nil),                // 2: mcpgw.rpc.v1.MapAuth
+	(*v1.SignedAuthorization)(nil), // 3: mcpgw.common.v1.SignedAuthorization
+	(*v11.DocumentRef)(nil),        // 4: mcpgw.control.v1.DocumentRef
+	(*Error)(nil),                  // 5: mcpgw.rpc.v1.Error
 }
 var file_mcpgw_rpc_v1_importer_proto_depIdxs = []int32{
-	2, // 0: mcpgw.rpc.v1.ImportSource.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
-	3, // 1: mcpgw.rpc.v1.ImportSource.upload:type_name -> mcpgw.control.v1.DocumentRef
-	4, // 2: mcpgw.rpc.v1.ImportReply.error:type_name -> mcpgw.rpc.v1.Error
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: mcpgw.rpc.v1.ImportSource.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
+	4, // 1: mcpgw.rpc.v1.ImportSource.upload:type_name -> mcpgw.control.v1.DocumentRef
+	5, // 2: mcpgw.rpc.v1.ImportReply.error:type_name -> mcpgw.rpc.v1.Error
+	3, // 3: mcpgw.rpc.v1.MapAuth.authorization:type_name -> mcpgw.common.v1.SignedAuthorization
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_mcpgw_rpc_v1_importer_proto_init() }
@@ -275,7 +389,7 @@ func file_mcpgw_rpc_v1_importer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcpgw_rpc_v1_importer_proto_rawDesc), len(file_mcpgw_rpc_v1_importer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
