@@ -42,6 +42,10 @@ const cannedReview = `{
   "diagnostics": [
     {"level": "warning", "message": "operation uploadPhoto: unsupported body"},
     {"level": "info", "message": "servers[0]: no description"}
+  ],
+  "slots": [
+    {"scheme": "ApiKeyAuth", "kind": "apiKey", "in": "header", "param": "X-API-Key", "tools": ["list_pets"], "strategy": "api_key", "bindings": []},
+    {"scheme": "OAuth", "kind": "oauth2", "tools": ["create_pet"], "blocked_reason": "no binding strategy serves oauth2 yet; an operator can map it to one that does (mcpgw map-auth)", "bindings": []}
   ]
 }`
 

@@ -29,7 +29,16 @@ type review struct {
 	Diagnostics []struct {
 		Level string `json:"level"`
 	} `json:"diagnostics"`
-	Diff *reviewDiff `json:"diff"`
+	Diff  *reviewDiff `json:"diff"`
+	Slots []struct {
+		Scheme        string `json:"scheme"`
+		Kind          string `json:"kind"`
+		Strategy      string `json:"strategy"`
+		BlockedReason string `json:"blocked_reason"`
+		Bindings      []struct {
+			BindingID string `json:"binding_id"`
+		} `json:"bindings"`
+	} `json:"slots"`
 }
 
 // reviewRequirement is one auth requirement of an operation.
@@ -168,6 +177,23 @@ func printReviewBody(w io.Writer, sourceID string, version uint32, raw json.RawM
 		}
 		if rv.Diff != nil {
 			printDiff(w, rv.Diff)
+		}
+		if len(rv.Slots) > 0 {
+			fmt.Fprintln(w, "\nBinding slots (what must be bound before the tools can run):")
+			for _, sl := range rv.Slots {
+				state := "unbound: bind it with mcpgw binding create --strategy " + printable(sl.Strategy)
+				switch {
+				case sl.BlockedReason != "":
+					state = "blocked: " + printable(sl.BlockedReason)
+				case len(sl.Bindings) > 0:
+					ids := make([]string, len(sl.Bindings))
+					for i, b := range sl.Bindings {
+						ids[i] = printable(b.BindingID)
+					}
+					state = "bound by " + strings.Join(ids, ", ")
+				}
+				fmt.Fprintf(w, "  %s (%s): %s\n", printable(sl.Scheme), printable(sl.Kind), state)
+			}
 		}
 		fmt.Fprintf(w, "\nDiagnostics: %s\n", diagnosticsSummary(rv))
 	}

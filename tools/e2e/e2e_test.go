@@ -426,6 +426,21 @@ func TestSystem(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The review names what must be bound: the demo's one slot, already
+			// filled by its binding.
+			var rv struct {
+				Slots []struct {
+					Scheme   string
+					Strategy string
+					Bindings []struct {
+						BindingID string `json:"binding_id"`
+					}
+				}
+			}
+			if err := json.Unmarshal(res.Review, &rv); err != nil || len(rv.Slots) != 1 || rv.Slots[0].Scheme != devstack.DemoScheme ||
+				rv.Slots[0].Strategy != "api_key" || len(rv.Slots[0].Bindings) != 1 || rv.Slots[0].Bindings[0].BindingID != bindingID {
+				t.Fatalf("review slots: %v %s", err, res.Review)
+			}
 			c, rec := mcpClient(t, s, s.AgentKey, false)
 			mcpRecs = append(mcpRecs, rec)
 			demo.Reset()

@@ -2,11 +2,11 @@ package app
 
 import (
 	"context"
-	"sort"
 
 	"github.com/mcpgw/mcpgw/libs/bus"
 	"github.com/mcpgw/mcpgw/libs/catalog"
 	"github.com/mcpgw/mcpgw/libs/errcode"
+	controlv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/control/v1"
 	rpcv1 "github.com/mcpgw/mcpgw/libs/gen/mcpgw/rpc/v1"
 )
 
@@ -16,14 +16,6 @@ type Sources interface {
 	Source(tenant, id string) (catalog.Source, bool)
 	Version(tenant, sourceID string, n uint32) (*catalog.Version, bool)
 	BindingsOf(tenant, sourceID, scheme string) []catalog.Binding
-}
-
-// strategyForKind names the binding strategy that serves a requirement
-// kind; kinds with no strategy yet block their tools.
-var strategyForKind = map[string]string{
-	"apiKey":      "api_key",
-	"http-bearer": "bearer",
-	"http-basic":  "basic",
 }
 
 // Slots lists the binding slots of a source: one per auth scheme the tools
@@ -59,45 +51,20 @@ func (a *App) Slots(ctx context.Context, tenant, sourceID string) (*rpcv1.ListSl
 	if !ok {
 		return nil, errcode.New(errcode.NotFound, "source has no committed version")
 	}
-	slots := map[string]*rpcv1.Slot{}
-	for name, spec := range ver.Tools {
-		for _, alt := range spec.GetAuth() {
-			for _, sc := range alt.GetSchemes() {
-				s, ok := slots[sc.GetName()]
-				if !ok {
-					s = &rpcv1.Slot{Scheme: sc.GetName(), Kind: sc.GetKind(), In: sc.GetIn(), Param: sc.GetParam(), Inferred: sc.GetInferred()}
-					s.Strategy = strategyForKind[sc.GetKind()]
-					switch {
-					case sc.GetKind() == "unknown":
-						s.BlockedReason = "the auth requirement was not understood; an operator must map it before its tools can run"
-					case s.Strategy == "":
-						s.BlockedReason = "no binding strategy serves " + sc.GetKind() + " yet"
-					}
-					slots[sc.GetName()] = s
-				}
-				if !contains(s.Tools, name) {
-					s.Tools = append(s.Tools, name)
-				}
-			}
-		}
+	tools := make([]*controlv1.ToolSpec, 0, len(ver.Tools))
+	for _, spec := range ver.Tools {
+		tools = append(tools, spec)
 	}
 	out := &rpcv1.ListSlotsReply{Version: n, Approved: approved}
-	for _, s := range slots {
-		sort.Strings(s.Tools)
-		for _, b := range a.cfg.Sources.BindingsOf(tenant, sourceID, s.Scheme) {
+	for _, sl := range catalog.SlotsOf(tools, func(scheme string) []catalog.Binding {
+		return a.cfg.Sources.BindingsOf(tenant, sourceID, scheme)
+	}) {
+		s := &rpcv1.Slot{Scheme: sl.Scheme, Kind: sl.Kind, In: sl.In, Param: sl.Param, Inferred: sl.Inferred,
+			Tools: sl.Tools, Strategy: sl.Strategy, BlockedReason: sl.BlockedReason}
+		for _, b := range sl.Bindings {
 			s.Bindings = append(s.Bindings, &rpcv1.SlotBinding{BindingId: b.ID, Name: b.Name, Environment: b.Environment, Hosts: b.Hosts})
 		}
 		out.Slots = append(out.Slots, s)
 	}
-	sort.Slice(out.Slots, func(i, j int) bool { return out.Slots[i].Scheme < out.Slots[j].Scheme })
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

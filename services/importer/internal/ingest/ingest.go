@@ -102,6 +102,7 @@ type ToolCatalog interface {
 	SourceIDs(tenant string) []string
 	Source(tenant, id string) (libcatalog.Source, bool)
 	Version(tenant, sourceID string, n uint32) (*libcatalog.Version, bool)
+	BindingsOf(tenant, sourceID, scheme string) []libcatalog.Binding
 }
 
 // Importer runs imports. It is safe for concurrent use; imports of the same
@@ -412,7 +413,10 @@ func (im *Importer) plan(cmd Command, t target, res *analysis.Result) (*plan, er
 	if pl.diff, err = im.checkSizes(cmd, named, prop, pl.fullDiff); err != nil {
 		return nil, err
 	}
-	if pl.review, err = proposal.Review(named, pl.fullDiff, im.cfg.MaxReviewBytes); err != nil {
+	slots := libcatalog.SlotsOf(prop.Tools, func(scheme string) []libcatalog.Binding {
+		return im.cfg.Tools.BindingsOf(cmd.Tenant, t.id, scheme)
+	})
+	if pl.review, err = proposal.ReviewWithSlots(named, pl.fullDiff, slots, im.cfg.MaxReviewBytes); err != nil {
 		return nil, errcode.Wrap(errcode.TooLarge, "the review of this description does not fit a reply", err)
 	}
 	return pl, nil

@@ -142,9 +142,18 @@ func Slug(name string) string {
 // diff's "omitted"). It does not modify res. The events always carry every
 // tool in full.
 func Review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+	return ReviewWithSlots(res, diff, nil, budget)
+}
+
+// ReviewWithSlots is Review with the version's binding slots beside the
+// document as its "slots" object: per auth scheme, the strategy that can
+// fill it (or why none can) and the bindings that already do — what must be
+// bound before the tools can run.
+func ReviewWithSlots(res *analysis.Result, diff *controlv1.SourceDiff, slots []catalog.Slot, budget int) ([]byte, error) {
 	doc := analysis.NewDocument(res)
+	js := reviewSlots(slots)
 	for {
-		b, err := review(doc, diff, budget)
+		b, err := review(doc, diff, js, budget)
 		if !errors.Is(err, errReviewTooLarge) || DiffEntries(diff) == 0 {
 			return b, err
 		}
@@ -155,15 +164,50 @@ func Review(res *analysis.Result, diff *controlv1.SourceDiff, budget int) ([]byt
 // errReviewTooLarge: the review does not fit even without operations.
 var errReviewTooLarge = errors.New("review exceeds the reply budget")
 
-// reviewDoc is the review: the document with the diff beside it.
+// reviewDoc is the review: the document with the diff and the binding
+// slots beside it.
 type reviewDoc struct {
 	*analysis.Document
-	Diff *JSONDiff `json:"diff,omitempty"`
+	Diff  *JSONDiff  `json:"diff,omitempty"`
+	Slots []JSONSlot `json:"slots,omitempty"`
 }
 
-func review(doc *analysis.Document, diff *controlv1.SourceDiff, budget int) ([]byte, error) {
+// JSONSlot is one binding slot in a review.
+type JSONSlot struct {
+	Scheme        string            `json:"scheme"`
+	Kind          string            `json:"kind"`
+	In            string            `json:"in,omitempty"`
+	Param         string            `json:"param,omitempty"`
+	Inferred      bool              `json:"inferred,omitempty"`
+	Tools         []string          `json:"tools"`
+	Strategy      string            `json:"strategy,omitempty"`
+	BlockedReason string            `json:"blocked_reason,omitempty"`
+	Bindings      []JSONSlotBinding `json:"bindings"`
+}
+
+// JSONSlotBinding is a binding filling a slot.
+type JSONSlotBinding struct {
+	BindingID   string   `json:"binding_id"`
+	Environment string   `json:"environment,omitempty"`
+	Hosts       []string `json:"hosts,omitempty"`
+}
+
+func reviewSlots(slots []catalog.Slot) []JSONSlot {
+	var out []JSONSlot
+	for _, s := range slots {
+		js := JSONSlot{Scheme: s.Scheme, Kind: s.Kind, In: s.In, Param: s.Param, Inferred: s.Inferred, Tools: s.Tools,
+			Strategy: s.Strategy, BlockedReason: s.BlockedReason, Bindings: []JSONSlotBinding{}}
+		for _, b := range s.Bindings {
+			js.Bindings = append(js.Bindings, JSONSlotBinding{BindingID: b.ID, Environment: b.Environment, Hosts: b.Hosts})
+		}
+		out = append(out, js)
+	}
+	return out
+}
+
+func review(doc *analysis.Document, diff *controlv1.SourceDiff, slots []JSONSlot, budget int) ([]byte, error) {
 	jd := ReviewDiff(diff)
-	full, err := json.Marshal(reviewDoc{doc, jd})
+	full, err := json.Marshal(reviewDoc{doc, jd, slots})
 	if err != nil {
 		return nil, fmt.Errorf("encode review: %w", err)
 	}
@@ -187,7 +231,7 @@ func review(doc *analysis.Document, diff *controlv1.SourceDiff, budget int) ([]b
 		d := short
 		d.Operations = short.Operations[:n]
 		d.Diagnostics = append(append([]analysis.DocumentDiagnostic{}, doc.Diagnostics...), note(len(doc.Operations)-n))
-		return json.Marshal(reviewDoc{&d, jd})
+		return json.Marshal(reviewDoc{&d, jd, slots})
 	}
 	// The largest prefix of operations that fits, by binary search.
 	lo, hi := 0, len(short.Operations)
