@@ -19,13 +19,15 @@ import (
 
 // Filters are the CONTROL subjects the importer's projection replays: its
 // own source aggregates, the agent aggregates whose events revoke
-// credentials, and policy's source decisions (approvals), which tool names
-// are checked against.
+// credentials, policy's source decisions (approvals), which tool names are
+// checked against, and the broker's bindings, which the review's binding
+// slots show.
 func Filters() []string {
 	return []string{
 		bus.ControlPrefix + ".*." + string(bus.AggSource) + ".*.*",
 		bus.ControlPrefix + ".*." + string(bus.AggSourcePolicy) + ".*.*",
 		bus.ControlPrefix + ".*." + string(bus.AggAgent) + ".*.*",
+		bus.ControlPrefix + ".*." + string(bus.AggBinding) + ".*.*",
 	}
 }
 
