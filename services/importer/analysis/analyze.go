@@ -75,7 +75,7 @@ func Analyze(doc []byte, opts Options) (res *Result, err error) {
 	}
 	var loaded *openapi3.T
 	switch src.format {
-	case FormatOpenAPI30, FormatOpenAPI31:
+	case FormatOpenAPI30, FormatOpenAPI31, FormatOpenAPI32:
 		loaded, err = load(src)
 	case FormatSwagger2:
 		loaded, err = loadSwagger2(src)
@@ -217,9 +217,21 @@ func methods(item *openapi3.PathItem) []methodOp {
 	for _, m := range []methodOp{
 		{"GET", item.Get}, {"PUT", item.Put}, {"POST", item.Post}, {"DELETE", item.Delete},
 		{"OPTIONS", item.Options}, {"HEAD", item.Head}, {"PATCH", item.Patch}, {"TRACE", item.Trace},
+		{"QUERY", item.Query},
 	} {
 		if m.op != nil {
 			out = append(out, m)
+		}
+	}
+	// OpenAPI 3.2's additionalOperations, by method name.
+	extra := make([]string, 0, len(item.AdditionalOperations))
+	for name := range item.AdditionalOperations {
+		extra = append(extra, name)
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		if op := item.AdditionalOperations[name]; op != nil {
+			out = append(out, methodOp{strings.ToUpper(name), op})
 		}
 	}
 	return out
@@ -454,7 +466,7 @@ func annotations(method, summary string) Annotations {
 	yes, no := true, false
 	ann := Annotations{Title: trimTo(strings.TrimSpace(firstLine(summary)), titleBudget), OpenWorldHint: &yes}
 	switch method {
-	case "GET", "HEAD":
+	case "GET", "HEAD", "QUERY":
 		ann.ReadOnlyHint, ann.IdempotentHint = &yes, &yes
 	case "DELETE":
 		ann.ReadOnlyHint, ann.DestructiveHint, ann.IdempotentHint = &no, &yes, &yes

@@ -136,10 +136,10 @@ func TestRefusals(t *testing.T) {
 			check:    wantFormat(analysis.FormatAsyncAPI),
 		},
 		{
-			name:     "openapi 3.2",
-			doc:      "openapi: 3.2.0\ninfo: {title: t, version: '1'}\n",
+			name:     "openapi 3.3",
+			doc:      "openapi: 3.3.0\ninfo: {title: t, version: '1'}\n",
 			sentinel: analysis.ErrUnsupportedFormat,
-			check:    wantFormat("openapi3.2"),
+			check:    wantFormat("openapi3.3"),
 		},
 		{
 			name:     "not a description",

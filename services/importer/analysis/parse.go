@@ -333,6 +333,8 @@ func classifyFormat(h formatHints) (Format, string) {
 			return FormatOpenAPI30, h.openapi
 		case "3.1":
 			return FormatOpenAPI31, h.openapi
+		case "3.2":
+			return FormatOpenAPI32, h.openapi
 		}
 		return Format("openapi" + sanitizeFormatVersion(major+"."+minor)), h.openapi
 	case h.swagger != "":

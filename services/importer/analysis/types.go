@@ -12,6 +12,9 @@ type Format string
 const (
 	FormatOpenAPI30 Format = "openapi3.0"
 	FormatOpenAPI31 Format = "openapi3.1"
+	// FormatOpenAPI32 is read as far as kin-openapi reads 3.2: the QUERY
+	// method and additionalOperations are operations like any other.
+	FormatOpenAPI32 Format = "openapi3.2"
 	FormatSwagger2  Format = "swagger2"
 	FormatPostman10 Format = "postman1.0"
 	FormatPostman20 Format = "postman2.0"
@@ -74,6 +77,7 @@ const (
 // go, never their values.
 type Result struct {
 	// Format is the detected format: FormatOpenAPI30, FormatOpenAPI31,
+	// FormatOpenAPI32,
 	// FormatSwagger2, FormatPostman20 or FormatPostman21.
 	Format Format `json:"format"`
 	// SpecVersion is the `openapi` or `swagger` field as written (e.g.
