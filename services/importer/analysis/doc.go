@@ -9,11 +9,11 @@
 // service and the offline inspect command, so it has no dependency on the bus,
 // storage or logging.
 //
-// Scope: OpenAPI 3.0 and 3.1 and Swagger 2.0 (converted to the OpenAPI 3
-// model after normalising what kin-openapi cannot decode), in JSON or YAML,
-// and Postman Collection v2.0 and v2.1. Other formats (OpenAPI 3.2, Postman
-// 1.0, AsyncAPI) are detected and refused with an *UnsupportedFormatError
-// naming the format.
+// Scope: OpenAPI 3.0, 3.1 and 3.2 (as far as kin-openapi reads 3.2) and
+// Swagger 2.0 (converted to the OpenAPI 3 model after normalising what
+// kin-openapi cannot decode), in JSON or YAML, and Postman Collection v2.0
+// and v2.1. Other formats (Postman 1.0, AsyncAPI, later OpenAPI versions)
+// are detected and refused with an *UnsupportedFormatError naming the format.
 //
 // Guarantees:
 //   - Analyze never panics, whatever the input (a fuzz target holds it to that).
