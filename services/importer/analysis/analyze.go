@@ -22,6 +22,12 @@ type Options struct {
 	DescriptionBudget int
 	// MaxDocumentBytes is the largest document accepted (default 50 MiB).
 	MaxDocumentBytes int64
+	// External holds remote documents the caller already fetched, keyed by
+	// absolute http(s) URL without fragment (as ExternalRefs lists them).
+	// An OpenAPI 3.x $ref to one of them is resolved from it; any other
+	// external $ref is refused. At most MaxExternalDocuments documents of at
+	// most MaxDocumentBytes in all. Analyze only reads the map.
+	External map[string][]byte
 }
 
 // Defaults of Options.
@@ -58,8 +64,8 @@ func (o Options) withDefaults() Options {
 
 // Analyze parses an OpenAPI 3.0/3.1 or Swagger 2.0 document (JSON or YAML) or
 // a Postman Collection v2.0/v2.1 and returns its
-// operations, auth requirements and tools. It reads nothing but doc: external
-// references are refused. Errors are *SyntaxError, *InvalidError, *LimitError
+// operations, auth requirements and tools. It reads nothing but doc and
+// opts.External: other external references are refused. Errors are *SyntaxError, *InvalidError, *LimitError
 // or *UnsupportedFormatError (matched by ErrSyntax, ErrInvalid, ErrLimit and
 // ErrUnsupportedFormat). Analyze is safe for concurrent use and never panics.
 func Analyze(doc []byte, opts Options) (res *Result, err error) {
@@ -76,7 +82,7 @@ func Analyze(doc []byte, opts Options) (res *Result, err error) {
 	var loaded *openapi3.T
 	switch src.format {
 	case FormatOpenAPI30, FormatOpenAPI31, FormatOpenAPI32:
-		loaded, err = load(src)
+		loaded, err = load(src, opts)
 	case FormatSwagger2:
 		loaded, err = loadSwagger2(src)
 	case FormatPostman20, FormatPostman21:

@@ -5,9 +5,10 @@
 // The package performs no I/O: Analyze takes the document's bytes and returns
 // a Result; NewDocument maps it to the review document that `mcpgw inspect -o json`
 // prints and the operator API returns for an import.
-// External $refs are refused, never fetched. It is shared by the importer
-// service and the offline inspect command, so it has no dependency on the bus,
-// storage or logging.
+// External $refs are never fetched here: they resolve only from documents the
+// caller fetched and passed in Options.External, and are refused otherwise.
+// It is shared by the importer service and the offline inspect command, so it
+// has no dependency on the bus, storage or logging.
 //
 // Scope: OpenAPI 3.0, 3.1 and 3.2 (as far as kin-openapi reads 3.2) and
 // Swagger 2.0 (converted to the OpenAPI 3 model after normalising what

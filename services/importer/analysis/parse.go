@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -374,21 +373,22 @@ func sanitizeFormatVersion(v string) string {
 }
 
 // load parses and resolves an OpenAPI 3.x document with kin-openapi. No I/O:
-// every external reference is refused.
-func load(src *source) (doc *openapi3.T, err error) {
+// an external reference is resolved from opts.External, or refused.
+func load(src *source, opts Options) (doc *openapi3.T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			doc, err = nil, &InvalidError{Msg: "the OpenAPI parser could not process this document"}
 		}
 	}()
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = false
-	loader.ReadFromURIFunc = func(_ *openapi3.Loader, location *url.URL) ([]byte, error) {
-		return nil, &openapi3.DisallowedExternalRefError{Ref: location.String()}
+	if err := checkExternal(opts); err != nil {
+		return nil, err
 	}
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = len(opts.External) > 0
+	loader.ReadFromURIFunc = externalReader(opts.External)
 	doc, err = loader.LoadFromData(src.data)
 	if err != nil {
-		return nil, loadError(err, src)
+		return nil, externalLoadError(err, src)
 	}
 	return doc, nil
 }

@@ -7,8 +7,9 @@
 // same host (a few times, each target checked again), and never reports the
 // URL's path or query string in an error or a log line.
 //
-// It fetches the document only: remote $refs inside it are not followed
-// (the analysis refuses them).
+// It fetches one document per call; the importer fetches the documents a
+// description's remote $refs point to separately (ingest/refs.go), only from
+// hosts the import's allowlist names.
 package fetch
 
 import (

@@ -204,13 +204,15 @@ func (im *Importer) Import(ctx context.Context, cmd Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes})
+	external, notes, err := im.remoteRefs(ctx, cmd, doc)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes, External: external})
 	if err != nil {
 		return Result{}, analysisError(err)
 	}
-	if cmd.URL != "" {
-		res.Diagnostics = append(res.Diagnostics, analysis.Diagnostic{Level: analysis.LevelInfo, Message: RemoteRefNote})
-	}
+	res.Diagnostics = append(res.Diagnostics, notes...)
 
 	key := cmd.Tenant + "/" + cmd.SourceID
 	if cmd.SourceID == "" {
@@ -321,9 +323,6 @@ func (im *Importer) readUpload(ctx context.Context, ref *controlv1.DocumentRef) 
 	}
 	return doc, nil
 }
-
-// RemoteRefNote is the diagnostic a review of a fetched description carries.
-const RemoteRefNote = "fetched from a URL: remote $refs are refused in this version, even when the fetch allowlist names their host; the description must be self-contained"
 
 // fetchURL fetches cmd's URL under its allowlist.
 func (im *Importer) fetchURL(ctx context.Context, cmd Command) ([]byte, error) {

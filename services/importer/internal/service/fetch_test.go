@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -68,8 +69,8 @@ func TestImportFromURL(t *testing.T) {
 	doc := demoapi.OpenAPI("http://127.0.0.1:8090")
 	docs := map[string][]byte{"/openapi.json": doc}
 	srv := newSpecServer(t, docs)
-	// A description with a remote $ref to an allowlisted host (written
-	// before any request, once the server's address is known).
+	// A description with a remote $ref to a host the allowlist does not name
+	// (written before any request, once the server's address is known).
 	docs["/remote-ref.yaml"] = []byte(`openapi: 3.0.3
 info: {title: Remote, version: "1"}
 paths:
@@ -80,7 +81,7 @@ paths:
           description: ok
           content:
             application/json:
-              schema: {$ref: "` + srv.URL + `/other.yaml#/Item"}
+              schema: {$ref: "` + strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + `/other.yaml#/Item"}
 `)
 	base := srv.URL // http://127.0.0.1:port
 	allowHosts, allowLoopback := []string{"127.0.0.1"}, []string{"127.0.0.1/32"}
@@ -94,10 +95,8 @@ paths:
 		if r.Title != "Demo Messages API" || len(r.Operations) != 2 {
 			t.Fatalf("review = %q with %d operations", r.Title, len(r.Operations))
 		}
-		if !slices.ContainsFunc(r.Diagnostics, func(d analysis.Diagnostic) bool {
-			return d.Level == analysis.LevelInfo && d.Message == ingest.RemoteRefNote
-		}) {
-			t.Fatalf("review lacks the remote $ref note: %v", r.Diagnostics)
+		if hasInfo(r, ingest.RemoteRefNote) {
+			t.Fatalf("review notes a remote $ref the description does not have: %v", r.Diagnostics)
 		}
 		started := f.startedEvent(reply.GetSourceId(), 1)
 		sum := sha256.Sum256(doc)
@@ -147,7 +146,7 @@ paths:
 			}(), errcode.InvalidArgument, "needs a URL"},
 			{"not found", f.urlCommand("x", base+"/missing.json?token="+urlSecret, allowHosts, allowLoopback),
 				errcode.InvalidArgument, "status 404"},
-			{"remote $ref to an allowlisted host", f.urlCommand("x", base+"/remote-ref.yaml?token="+urlSecret, allowHosts, allowLoopback),
+			{"remote $ref to a host not allowlisted", f.urlCommand("x", base+"/remote-ref.yaml?token="+urlSecret, allowHosts, allowLoopback),
 				errcode.InvalidArgument, "external reference"},
 		}
 		for _, tc := range tests {
@@ -179,5 +178,84 @@ paths:
 	}
 	if bytes.Contains(f.logs.Bytes(), []byte(urlSecret)) {
 		t.Fatal("the importer logged the URL's secret")
+	}
+}
+
+func TestImportRemoteRef(t *testing.T) {
+	f := newFixture(t, 1)
+	schemas := newSpecServer(t, map[string][]byte{"/schemas.yaml": []byte(
+		"Pet:\n  type: object\n  required: [name]\n  properties:\n    name: {type: string}\n    species: {type: string, enum: [cat, dog]}\n")})
+	ref := schemas.URL + "/schemas.yaml"
+	docs := map[string][]byte{"/pets.yaml": []byte(`openapi: 3.0.3
+info: {title: Remote Pets, version: "1"}
+servers: [{url: "https://pets.example"}]
+paths:
+  /pets:
+    post:
+      operationId: addPet
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "` + ref + `?token=` + urlSecret + `#/Pet"}
+      responses:
+        "201": {description: created}
+`)}
+	descriptions := newSpecServer(t, docs)
+	hostOf := func(raw string) string { return strings.TrimPrefix(raw, "http://") }
+	url := descriptions.URL + "/pets.yaml"
+	loopback := []string{"127.0.0.1/32"}
+
+	t.Run("refused without the allowlist", func(t *testing.T) {
+		objects, events := f.storedObjects(), len(f.control())
+		reply := f.call(f.urlCommand("Remote pets", url, []string{hostOf(descriptions.URL)}, loopback))
+		wantError(t, reply, errcode.InvalidArgument, `external reference "`+ref+`" is not allowed`)
+		if msg := reply.GetError().GetMessage(); strings.Contains(msg, urlSecret) {
+			t.Fatalf("error repeats the ref's query string: %q", msg)
+		}
+		if len(schemas.requested()) != 0 {
+			t.Fatalf("the importer fetched %v from a host not allowlisted", schemas.requested())
+		}
+		if got := f.storedObjects(); got != objects {
+			t.Fatalf("refusal stored %d objects", got-objects)
+		}
+		if got := len(f.control()); got != events {
+			t.Fatalf("refusal appended %d events", got-events)
+		}
+	})
+
+	t.Run("resolved from an allowlisted host", func(t *testing.T) {
+		reply := f.call(f.urlCommand("Remote pets", url, []string{hostOf(descriptions.URL), hostOf(schemas.URL)}, loopback))
+		if reply.GetError() != nil {
+			t.Fatalf("import failed: %v", reply.GetError())
+		}
+		r := decodeReview(t, reply)
+		if len(r.Operations) != 1 {
+			t.Fatalf("review has %d operations, want 1", len(r.Operations))
+		}
+		var input struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if err := json.Unmarshal(r.Operations[0].InputSchema, &input); err != nil {
+			t.Fatal(err)
+		}
+		if input.Properties["name"] == nil || !bytes.Contains(input.Properties["species"], []byte("dog")) {
+			t.Fatalf("input schema lacks the remote Pet's properties: %s", r.Operations[0].InputSchema)
+		}
+		note := ingest.RemoteRefNote + hostOf(schemas.URL) + "/schemas.yaml"
+		if !slices.ContainsFunc(r.Diagnostics, func(d analysis.Diagnostic) bool { return d.Level == analysis.LevelInfo && d.Message == note }) {
+			t.Fatalf("review lacks %q: %v", note, r.Diagnostics)
+		}
+		if got := schemas.requested(); !slices.Equal(got, []string{"/schemas.yaml"}) {
+			t.Fatalf("schema server was asked for %v", got)
+		}
+		if bytes.Contains(reply.GetReview(), []byte(urlSecret)) {
+			t.Fatal("the review repeats the ref's query string")
+		}
+	})
+
+	for _, m := range f.control() {
+		if bytes.Contains(m.data, []byte(urlSecret)) {
+			t.Fatalf("event %s carries the ref's query string", m.subject)
+		}
 	}
 }
