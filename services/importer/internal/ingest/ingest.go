@@ -165,6 +165,10 @@ type Command struct {
 	// Actor is recorded on every event.
 	Actor                  *commonv1.Actor
 	RequestID, TraceParent string
+	// guard, when set, is checked against the read model before each
+	// attempt at appending the version's start event: an error stops the
+	// write before anything is written.
+	guard func() error
 }
 
 // Result is a committed source version.
@@ -628,6 +632,11 @@ func (im *Importer) write(ctx context.Context, cmd Command, res *analysis.Result
 	for attempt := 0; ; attempt++ {
 		if t, err = im.target(ctx, cmd); err != nil {
 			return "", 0, nil, err
+		}
+		if cmd.guard != nil {
+			if err := cmd.guard(); err != nil {
+				return "", 0, nil, err
+			}
 		}
 		if pl, err = im.plan(cmd, t, res); err != nil {
 			return "", 0, nil, err

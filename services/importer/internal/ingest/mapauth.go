@@ -87,20 +87,8 @@ func (im *Importer) MapAuth(ctx context.Context, cmd MapAuthCommand) (Result, er
 	if cur.GetKind() == string(m.kind) && cur.GetIn() == string(m.in) && cur.GetParam() == m.param {
 		return Result{}, errcode.Errorf(errcode.InvalidArgument, "auth scheme %q already has this kind and placement", cmd.Scheme)
 	}
-	doc, err := im.readStored(ctx, base.Document)
+	res, doc, err := im.reanalyse(ctx, base, cmd.Scheme, &m)
 	if err != nil {
-		return Result{}, err
-	}
-	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes})
-	if err != nil {
-		return Result{}, errcode.Wrap(errcode.Internal, "analyse the stored description", err)
-	}
-	placed := map[string]mapping{}
-	for name, s := range prev {
-		placed[name] = mapping{kind: analysis.Kind(s.GetKind()), in: analysis.Location(s.GetIn()), param: s.GetParam()}
-	}
-	placed[cmd.Scheme] = m
-	if err := applyMappings(res, placed, cmd.Scheme); err != nil {
 		return Result{}, err
 	}
 	sourceID, version, pl, err := im.write(ctx, Command{Tenant: cmd.Tenant, SourceID: cmd.SourceID, Actor: cmd.Actor,
@@ -109,6 +97,36 @@ func (im *Importer) MapAuth(ctx context.Context, cmd MapAuthCommand) (Result, er
 		return Result{}, err
 	}
 	return Result{SourceID: sourceID, Version: version, Review: pl.review, Tools: len(pl.prop.Tools)}, nil
+}
+
+// reanalyse reads base's stored description and analyses it again, with
+// every auth scheme that an operator mapped in base placed as base's tools
+// carry it, and, when m is set, the scheme named mapped placed as m says
+// (applyMappings refuses it when no requirement has that name). It is the
+// path every version proposed from the stored description, rather than
+// from a new one, takes.
+func (im *Importer) reanalyse(ctx context.Context, base latestVersion, mapped string, m *mapping) (*analysis.Result, []byte, error) {
+	doc, err := im.readStored(ctx, base.Document)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := analysis.Analyze(doc, analysis.Options{ToolNameBudget: im.cfg.ToolNameBudget, MaxDocumentBytes: im.cfg.MaxDocumentBytes})
+	if err != nil {
+		return nil, nil, errcode.Wrap(errcode.Internal, "analyse the stored description", err)
+	}
+	placed := map[string]mapping{}
+	for name, s := range schemesByName(base.Tools) {
+		placed[name] = mapping{kind: analysis.Kind(s.GetKind()), in: analysis.Location(s.GetIn()), param: s.GetParam()}
+	}
+	if m != nil {
+		placed[mapped] = *m
+	} else {
+		mapped = ""
+	}
+	if err := applyMappings(res, placed, mapped); err != nil {
+		return nil, nil, err
+	}
+	return res, doc, nil
 }
 
 // validateMapAuth checks the command and returns its mapping, with bearer
@@ -235,7 +253,8 @@ func schemesByName(tools map[string]*controlv1.ToolSpec) map[string]*controlv1.A
 // applyMappings places every requirement of res whose scheme name maps
 // differently from its analysis (the scheme being mapped, and those an
 // operator mapped in earlier versions) as maps says, in the operations and
-// in the declared schemes, and notes each in an info diagnostic. It refuses
+// in the declared schemes, and notes each in an info diagnostic (mapped is
+// empty when no scheme is being mapped). It refuses
 // a mapping whose parameter is an input of one of the tools that need it.
 func applyMappings(res *analysis.Result, placed map[string]mapping, mapped string) error {
 	changed := map[string]bool{}
@@ -277,7 +296,7 @@ func applyMappings(res *analysis.Result, placed map[string]mapping, mapped strin
 			}
 		}
 	}
-	if !changed[mapped] {
+	if mapped != "" && !changed[mapped] {
 		return errcode.Errorf(errcode.NotFound, "no operation of the stored description requires auth scheme %q", mapped)
 	}
 	for i := range res.Schemes {

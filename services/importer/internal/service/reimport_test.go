@@ -82,13 +82,19 @@ paths:
 // digest of each of its tools, as policy's approve command does.
 func (f *fixture) approve(pol *bus.Runtime, tnt, sourceID string, version uint32) {
 	f.t.Helper()
+	f.approveAs(pol, tnt, sourceID, version, "")
+}
+
+// approveAs is approve with the request ID recorded on the approval.
+func (f *fixture) approveAs(pol *bus.Runtime, tnt, sourceID string, version uint32, requestID string) {
+	f.t.Helper()
 	f.readerSees()
 	v, ok := f.cat.Version(tnt, sourceID, version)
 	if !ok {
 		f.t.Fatalf("version %d of %s is not committed", version, sourceID)
 	}
 	ev := &controlv1.SourceVersionApproved{
-		Meta:     &commonv1.EventMeta{Tenant: tnt, Actor: &commonv1.Actor{Kind: "operator", Id: "admin", Via: "policy"}},
+		Meta:     &commonv1.EventMeta{Tenant: tnt, Actor: &commonv1.Actor{Kind: "operator", Id: "admin", Via: "policy"}, RequestId: requestID},
 		SourceId: sourceID, Version: version, AllowedHosts: v.ProposedHosts,
 	}
 	for _, name := range slices.Sorted(maps.Keys(v.Tools)) {
@@ -340,10 +346,14 @@ func TestToolNamesWithinTenant(t *testing.T) {
 		}
 	})
 
-	t.Run("an unapproved source renames at its next import", func(t *testing.T) {
+	t.Run("an unapproved source is renamed once another is approved", func(t *testing.T) {
 		// Early proposed list_items before alpha's approval; it was never
-		// approved, so its next version takes the prefix.
-		f.importDoc(tenant, "", early, widgets)
+		// approved, so the importer proposed a version with the prefix on
+		// alpha's approval, and its next import keeps it.
+		f.waitCommitted(early, 2)
+		if reply := f.importDoc(tenant, "", early, widgets); !slices.Equal(f.proposedNames(early, reply.GetVersion()), []string{"early_list_items", "early_list_widgets"}) {
+			t.Fatalf("early version %d tools = %v", reply.GetVersion(), f.proposedNames(early, reply.GetVersion()))
+		}
 		if got := f.proposedNames(early, 2); !slices.Equal(got, []string{"early_list_items", "early_list_widgets"}) {
 			t.Fatalf("early version 2 tools = %v", got)
 		}

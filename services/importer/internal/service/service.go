@@ -3,6 +3,9 @@
 // shared catalog of committed tools and policy's approvals that new versions
 // are compared and tool names checked against), and serves
 // rpc.importer.import and rpc.importer.map_auth once they have caught up.
+// From then on it also proposes a new version of each source whose
+// unapproved tool names an approval of another source made collide (see
+// ingest.Renamer).
 package service
 
 import (
@@ -59,6 +62,7 @@ type Service struct {
 	cat     *catalog.Catalog
 	tools   *libcatalog.Catalog
 	handler *ports.Handlers
+	renamer *ingest.Renamer
 	ready   chan struct{}
 }
 
@@ -169,19 +173,29 @@ func build(ctx context.Context, cfg Config, rt *bus.Runtime) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{rt: rt, log: log, proj: proj, cat: cat, tools: tools, handler: h, ready: make(chan struct{})}, nil
+	return &Service{rt: rt, log: log, proj: proj, cat: cat, tools: tools, handler: h, renamer: ingest.NewRenamer(imp), ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the service serves requests: its read model has
 // caught up with CONTROL.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// apply feeds one verified event to both read models; neither fails.
+// apply feeds one verified event to both read models; neither fails. Once
+// the projection has caught up, an approval makes the renamer check its
+// tenant.
 func (s *Service) apply(ctx context.Context, ev *bus.Event) error {
 	if err := s.cat.Apply(ctx, ev); err != nil {
 		return err
 	}
-	return s.tools.Apply(ctx, ev)
+	if err := s.tools.Apply(ctx, ev); err != nil {
+		return err
+	}
+	select {
+	case <-s.proj.Ready():
+		s.renamer.Observe(ev)
+	default:
+	}
+	return nil
 }
 
 // Run replays CONTROL into the read models, serves the importer's verbs once
@@ -199,6 +213,12 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("control projection: %w", err)
 	case <-ctx.Done():
 		return nil
+	}
+	// Collisions that exist now, whatever history made them, are renamed
+	// from the current state; later approvals are observed as they come.
+	go s.renamer.Run(ctx)
+	for _, tenant := range s.tools.Tenants() {
+		s.renamer.Check(ingest.RenameCommand{Tenant: tenant, RequestID: bus.NewID("req_")})
 	}
 	defer s.rt.Server.Close()
 	if err := s.rt.Server.Handle(bus.ImporterImport, s.handler.Import); err != nil {

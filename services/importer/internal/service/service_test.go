@@ -75,7 +75,11 @@ type fixture struct {
 
 // startImporter runs one importer instance on its own runtime until the
 // test ends and waits until it serves.
-func (f *fixture) startImporter() {
+func (f *fixture) startImporter() { f.startStoppableImporter() }
+
+// startStoppableImporter is startImporter, and returns a function that
+// stops the instance (once) before the test ends.
+func (f *fixture) startStoppableImporter() (stopImporter func()) {
 	t := f.t
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(f.ctx, 20*time.Second)
@@ -93,13 +97,17 @@ func (f *fixture) startImporter() {
 	runCtx, stop := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("importer run: %v", err)
-		}
-		svc.Close()
-	})
+	var once sync.Once
+	stopImporter = func() {
+		once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("importer run: %v", err)
+			}
+			svc.Close()
+		})
+	}
+	t.Cleanup(stopImporter)
 	select {
 	case <-svc.Ready():
 	case err := <-done:
@@ -107,6 +115,7 @@ func (f *fixture) startImporter() {
 	case <-ctx.Done():
 		t.Fatal("importer did not become ready")
 	}
+	return stopImporter
 }
 
 func newFixture(t *testing.T, importers int) *fixture {
