@@ -24,8 +24,17 @@ func isCredentialName(n string) bool {
 		"authtoken", "xauthtoken", "oauthtoken", "idtoken",
 		"bearertoken", "sessiontoken", "xsessiontoken",
 		"sessionid", "sessionkey", "authkey", "xauthkey",
-		"clientsecret", "subscriptionkey", "ocpapimsubscriptionkey",
+		"clientsecret", "subscriptionkey", "ocpapimsubscriptionkey", "refreshtoken",
 		"xfunctionskey", "privatetoken", "xprivatetoken", "jwt":
+		return true
+	}
+	return false
+}
+
+// isPasswordName reports normalized names that carry a password.
+func isPasswordName(n string) bool {
+	switch n {
+	case "password", "passwd", "pwd", "passphrase", "userpassword", "clientpassword", "xpassword":
 		return true
 	}
 	return false
@@ -88,6 +97,11 @@ func classifyCredential(name string, in Location) (Kind, bool) {
 		return KindHMAC, true
 	case isCredentialName(n):
 		return KindAPIKey, true
+	case isPasswordName(n):
+		// A user's password (an OAuth password-grant form, a login call):
+		// a credential no strategy sends as-is, so it blocks the tool until
+		// an operator maps it.
+		return KindUnknown, true
 	case n == "key" && in == LocationQuery:
 		return KindAPIKey, true
 	}
