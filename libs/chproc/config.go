@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"os"
 	"path/filepath"
 	"text/template"
 
@@ -93,33 +92,9 @@ func writeConfig(dir string, port int, password secret.Value) error {
 		if err := tmpl.Execute(&buf, data); err != nil {
 			return fmt.Errorf("render %s: %w", tmpl.Name(), err)
 		}
-		if err := writeFile0600(filepath.Join(dir, tmpl.Name()), buf.Bytes()); err != nil {
+		if err := secret.WriteFile(filepath.Join(dir, tmpl.Name()), secret.New(buf.Bytes())); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func writeFile0600(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", filepath.Base(path), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

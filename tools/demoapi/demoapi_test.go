@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/mcpgw/mcpgw/libs/secret"
 	"io"
 	"log/slog"
 	"net/http"
@@ -52,8 +53,8 @@ func (b *syncBuffer) String() string {
 func start(t *testing.T, cfg demoapi.Config) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
-	if cfg.APIKey == nil {
-		cfg.APIKey = demoapi.Secret(canaryKey)
+	if cfg.APIKey.IsZero() {
+		cfg.APIKey = secret.New([]byte(canaryKey))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -370,12 +371,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg  demoapi.Config
 	}{
 		{"no key", demoapi.Config{}},
-		{"empty key", demoapi.Config{APIKey: demoapi.Secret{}}},
-		{"key with newline", demoapi.Config{APIKey: demoapi.Secret("abc\ndef")}},
-		{"key with leading space", demoapi.Config{APIKey: demoapi.Secret(" abcdef")}},
-		{"key with non-ascii", demoapi.Config{APIKey: demoapi.Secret("abcdé")}},
-		{"negative message limit", demoapi.Config{APIKey: demoapi.Secret(canaryKey), MessageLimit: -1}},
-		{"negative record limit", demoapi.Config{APIKey: demoapi.Secret(canaryKey), RecordLimit: -1}},
+		{"empty key", demoapi.Config{APIKey: secret.Value{}}},
+		{"key with newline", demoapi.Config{APIKey: secret.New([]byte("abc\ndef"))}},
+		{"key with leading space", demoapi.Config{APIKey: secret.New([]byte(" abcdef"))}},
+		{"key with non-ascii", demoapi.Config{APIKey: secret.New([]byte("abcdé"))}},
+		{"negative message limit", demoapi.Config{APIKey: secret.New([]byte(canaryKey)), MessageLimit: -1}},
+		{"negative record limit", demoapi.Config{APIKey: secret.New([]byte(canaryKey)), RecordLimit: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,7 +384,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			if err == nil {
 				t.Fatalf("New = %v, nil; want an error", srv)
 			}
-			if len(tt.cfg.APIKey) > 0 && strings.Contains(err.Error(), string(tt.cfg.APIKey)) {
+			if k := tt.cfg.APIKey.Reveal(); len(k) > 0 && strings.Contains(err.Error(), string(k)) {
 				t.Errorf("error %q contains the key", err)
 			}
 		})
@@ -435,13 +436,13 @@ func TestKeyNeverLeaks(t *testing.T) {
 }
 
 func TestSecretRedacts(t *testing.T) {
-	s := demoapi.Secret(canaryKey)
+	s := secret.New([]byte(canaryKey))
 	cfg := demoapi.Config{APIKey: s}
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	log.Info("secret", "key", s, "cfg", cfg)
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("secret", "key", s)
-	js, err := json.Marshal(struct{ Key demoapi.Secret }{s})
+	js, err := json.Marshal(struct{ Key secret.Value }{s})
 	if err != nil {
 		t.Fatalf("marshal secret: %v", err)
 	}
@@ -469,7 +470,7 @@ func TestSecretRedacts(t *testing.T) {
 			}
 		})
 	}
-	if s.String() != "[redacted]" {
-		t.Errorf("String = %q; want [redacted]", s.String())
+	if s.String() != secret.Redacted {
+		t.Errorf("String = %q; want %s", s.String(), secret.Redacted)
 	}
 }

@@ -4,47 +4,27 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/mcpgw/mcpgw/libs/secret"
 	"net"
-	"os"
 )
 
-// maxKeyFileBytes bounds how much of a key file ReadKeyFile reads.
-const maxKeyFileBytes = 4 << 10
-
-// ReadKeyFile reads an API key from path. It refuses a file that is not a
-// regular file, that group or others may access (its mode must allow
-// nothing beyond 0600), that is larger than 4 KiB, or that holds no key. One
-// trailing line ending is removed. Errors name the path, never the content.
-func ReadKeyFile(path string) (Secret, error) {
-	f, err := os.Open(path)
+// ReadKeyFile reads an API key from path with secret.ReadFile (a regular
+// file of mode 0600 or 0400, bounded in size), removes one trailing line
+// ending, and refuses an empty key. Errors name the path, never the content.
+func ReadKeyFile(path string) (secret.Value, error) {
+	v, err := secret.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
+		return secret.Value{}, fmt.Errorf("read key file: %w", err)
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("read key file %s: not a regular file", path)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("read key file %s: mode %04o lets group or others access it; want 0600", path, perm)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read key file %s: %w", path, err)
-	}
-	if len(b) > maxKeyFileBytes {
-		return nil, fmt.Errorf("read key file %s: larger than %d bytes", path, maxKeyFileBytes)
-	}
+	b := v.Reveal()
+	v.Wipe()
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) == 0 {
-		return nil, fmt.Errorf("read key file %s: empty", path)
+		return secret.Value{}, fmt.Errorf("read key file %s: empty", path)
 	}
-	return Secret(b), nil
+	defer clear(b)
+	return secret.New(b), nil
 }
 
 // ErrNotLoopback is returned (wrapped) by CheckListenAddr for an address

@@ -2,6 +2,7 @@ package demoapi_test
 
 import (
 	"errors"
+	"github.com/mcpgw/mcpgw/libs/secret"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,12 +23,12 @@ func TestReadKeyFile(t *testing.T) {
 		{"trailing newline", canaryKey + "\n", 0o600, canaryKey, ""},
 		{"trailing crlf", canaryKey + "\r\n", 0o600, canaryKey, ""},
 		{"owner read only", canaryKey, 0o400, canaryKey, ""},
-		{"group readable", canaryKey, 0o640, "", "group or others"},
-		{"other readable", canaryKey, 0o604, "", "group or others"},
-		{"group writable", canaryKey, 0o620, "", "group or others"},
+		{"group readable", canaryKey, 0o640, "", "mode 0600 or 0400"},
+		{"other readable", canaryKey, 0o604, "", "mode 0600 or 0400"},
+		{"group writable", canaryKey, 0o620, "", "mode 0600 or 0400"},
 		{"empty", "", 0o600, "", "empty"},
 		{"only a newline", "\n", 0o600, "", "empty"},
-		{"too large", strings.Repeat("k", 5000), 0o600, "", "larger than"},
+		{"too large", strings.Repeat("k", secret.MaxFileSize+1), 0o600, "", "larger"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,8 +52,8 @@ func TestReadKeyFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReadKeyFile: %v", err)
 			}
-			if string(got) != tt.want {
-				t.Errorf("key = %q; want %q", []byte(got), tt.want)
+			if string(got.Reveal()) != tt.want {
+				t.Errorf("key = %q; want %q", got.Reveal(), tt.want)
 			}
 		})
 	}
@@ -68,8 +69,8 @@ func TestReadKeyFile(t *testing.T) {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := demoapi.ReadKeyFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("err = %v; want not a regular file", err)
+		if _, err := demoapi.ReadKeyFile(dir); !errors.Is(err, secret.ErrPermissions) {
+			t.Errorf("err = %v; want secret.ErrPermissions (not a regular file)", err)
 		}
 	})
 }

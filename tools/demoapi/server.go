@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcpgw/mcpgw/libs/secret"
 	"io"
 	"log/slog"
 	"net/http"
@@ -38,7 +39,7 @@ type Config struct {
 	// APIKey is the key every request must present in X-API-Key. Required.
 	// It must be usable as an HTTP header value (no control characters, no
 	// leading or trailing space). It redacts itself when printed or logged.
-	APIKey Secret
+	APIKey secret.Value
 	// Logger receives one line per request, never a header, body or key.
 	// Defaults to a logger that discards everything.
 	Logger *slog.Logger
@@ -65,10 +66,12 @@ type Server struct {
 // New validates cfg and returns a Server. It keeps only a SHA-256 digest of
 // the key, not the key itself.
 func New(cfg Config) (*Server, error) {
-	if len(cfg.APIKey) == 0 {
+	key := cfg.APIKey.Reveal()
+	defer clear(key)
+	if len(key) == 0 {
 		return nil, errors.New("new demoapi: api key is required")
 	}
-	if !validHeaderValue(cfg.APIKey) {
+	if !validHeaderValue(key) {
 		return nil, errors.New("new demoapi: api key must be printable ascii without leading or trailing space")
 	}
 	if cfg.MessageLimit < 0 || cfg.RecordLimit < 0 {
@@ -87,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		keyHash: sha256.Sum256(cfg.APIKey),
+		keyHash: sha256.Sum256(key),
 		log:     cfg.Logger.With(slog.String("component", "demoapi")),
 		now:     cfg.Now,
 		store:   newStore(cfg.MessageLimit),

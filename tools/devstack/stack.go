@@ -297,7 +297,7 @@ func (s *Stack) startDemoAPI() error {
 		return err
 	}
 	s.Secrets["demo api key"] = key
-	s.demoSrv, err = demoapi.New(demoapi.Config{APIKey: demoapi.Secret(key.Reveal()), Logger: s.log})
+	s.demoSrv, err = demoapi.New(demoapi.Config{APIKey: key, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -290,7 +290,7 @@ func TestSystem(t *testing.T) {
 		ctx := ctxT(t, 3*time.Minute)
 		acmeKey := secret.New([]byte("acme-upstream-key-7f3e9a"))
 		secrets["acme upstream key"] = acmeKey
-		acmeAPI, err := demoapi.New(demoapi.Config{APIKey: demoapi.Secret(acmeKey.Reveal())})
+		acmeAPI, err := demoapi.New(demoapi.Config{APIKey: acmeKey})
 		if err != nil {
 			t.Fatal(err)
 		}
